@@ -1,0 +1,134 @@
+"""Typed schemas for the settings users type most, registered in Hydra's ConfigStore.
+
+A wrong type (``data.batch_size=abc``) or an unknown key (``data.bach_size=8``) fails at start-up
+with Hydra's own message; :func:`validate` then checks ranges a type cannot express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from promptrec.errors import ConfigError
+
+
+def config_dir() -> str:
+    """The Hydra config folder: packaged copy in an installed wheel, else the repository's conf/."""
+    packaged = Path(__file__).parent / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+
+
+@dataclass
+class DataConfig:
+    name: str = "ml-100k"  # dataset name; for source=atomic the file stem (<name>.inter, …)
+    source: str = "recbole"  # recbole | grouplens | atomic
+    path: str | None = None  # atomic: folder holding the files
+    data_dir: str = MISSING  # where fetched sources live
+    cache_dir: str = MISSING  # where splits and token caches live
+    max_users: int | None = None  # keep the first N users (quick runs, tests)
+    min_user_interactions: int = 3  # fewer → the user's rows stay in train only
+    history_len: int = 10  # most recent history items offered to the prompt
+    max_tokens: int = 128  # token budget; history is cut oldest-first to fit
+    max_train_examples: int | None = None  # seeded cap on training examples (CPU runs)
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 0
+
+
+@dataclass
+class TaskConfig:
+    name: str = "preference"
+    like_threshold: float = 4.0  # label = rating ≥ this
+    monitor: str = "val/auc"  # checkpointing, early stopping and the sweeper's objective
+    monitor_mode: str = "max"
+
+
+@dataclass
+class PromptConfig:
+    name: str = MISSING
+    template: str = MISSING  # Jinja2 over the fields in prompts/template.py (see README)
+    description: str = ""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+
+
+@dataclass
+class TuningConfig:
+    mode: str = MISSING  # full | lora
+    lr: float = MISSING
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lora: LoraConfig | None = None
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = MISSING  # Hub name or local folder; embedded models resolve offline
+    dropout: float | None = None  # None keeps the checkpoint's own hidden dropout
+
+
+@dataclass
+class _RunConfig:
+    task_name: str = MISSING
+    seed: int = 42
+    tags: list[str] = field(default_factory=list)
+    ckpt_path: str | None = None
+    data: DataConfig = MISSING
+    task: TaskConfig = MISSING
+    prompt: PromptConfig = MISSING
+    model: ModelConfig = MISSING
+    tuning: TuningConfig = MISSING
+    optimizer: Any = None
+    trainer: Any = None
+    callbacks: Any = None
+    logger: Any = None
+    paths: Any = None
+
+
+@dataclass
+class TrainConfig(_RunConfig):
+    train: bool = True  # fit; false = only test (needs ckpt_path)
+    test: bool = True  # test the best checkpoint after fitting
+
+
+@dataclass
+class EvalConfig(_RunConfig):
+    use_run_config: bool = True  # take data/task/prompt/model/tuning from the checkpoint's run folder
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
+
+
+def _check(ok: bool, field_name: str, value, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field_name}={value!r} is invalid: it must be {rule}. Fix it on the command line or in conf/.")
+
+
+def validate(cfg) -> None:
+    """Ranges and choices the schema's types cannot express; raises ConfigError naming the field."""
+    d = cfg.data
+    for name in ("batch_size", "eval_batch_size", "max_tokens"):
+        _check(d[name] > 0, f"data.{name}", d[name], "a positive integer")
+    _check(d.history_len >= 0, "data.history_len", d.history_len, "≥ 0")
+    _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "≥ 0")
+    for name in ("max_users", "max_train_examples"):
+        _check(d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer")
+    _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
+    _check(0 <= cfg.tuning.warmup_ratio < 1, "tuning.warmup_ratio", cfg.tuning.warmup_ratio, "in [0, 1)")
+    _check(cfg.task.monitor_mode in ("min", "max"), "task.monitor_mode", cfg.task.monitor_mode, "'min' or 'max'")
+    if cfg.tuning.mode == "lora":
+        _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
+               None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip

@@ -1,0 +1,1 @@
+"""Models: backbone (which BERT) + tuning (which parameters train) + LightningModule (how)."""

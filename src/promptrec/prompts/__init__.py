@@ -1,0 +1,1 @@
+"""Prompts: an example's fields → the text the language model reads."""

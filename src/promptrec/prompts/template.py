@@ -1,0 +1,106 @@
+"""A prompt template is Jinja2 text from config, rendered in a sandbox with strict fields.
+
+The sandbox stops a template from reading files, environment variables or private attributes;
+StrictUndefined turns a typo such as ``{{ user.agee }}`` into a config error that names the field
+and lists the ones that exist, instead of an empty string the model silently learns from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from promptrec.errors import ConfigError
+
+# The fields every template may use; README.md documents them.
+FIELDS = {
+    "user": ("id", "age", "gender", "occupation"),
+    "target": ("id", "title", "year", "genres"),
+    "history": ("id", "title", "year", "genres", "rating"),  # a list, oldest first
+}
+
+
+class UnknownField(Exception):
+    def __init__(self, owner: object, name: str):
+        super().__init__(name)
+        self.owner, self.name = owner, name
+
+
+class _RaisingUndefined(StrictUndefined):
+    """Report which object lacked which attribute, so the error can name ``user.agee``."""
+
+    def _fail_with_undefined_error(self, *args, **kwargs):
+        raise UnknownField(self._undefined_obj, self._undefined_name)
+
+
+def _field_list() -> str:
+    return "; ".join(f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in FIELDS.items())
+
+
+class PromptTemplate:
+    """Compiled template + the identity (name, content hash) logged with every run."""
+
+    def __init__(self, name: str, text: str):
+        self.name, self.text = name, text
+        self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
+        env = SandboxedEnvironment(undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True)
+        try:
+            self._template = env.from_string(text)
+        except TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"prompt.template of prompt '{name}' is not valid Jinja2 (line {exc.lineno}: "
+                f"{exc.message}). Fix the template text in conf/prompt/{name}.yaml."
+            ) from exc
+
+    def render(self, context: dict) -> str:
+        try:
+            return self._template.render(**context).strip()
+        except UnknownField as exc:
+            owner = next((k for k, v in context.items() if v is exc.owner), None)
+            if owner is None and any(h is exc.owner for h in context.get("history", ())):
+                owner = "history[i]"
+            field = f"{owner}.{exc.name}" if owner else exc.name
+            raise ConfigError(
+                f"prompt.template of prompt '{self.name}' uses unknown field '{field}'. "
+                f"Available fields: {_field_list()}. Fix the spelling in the template."
+            ) from None
+
+
+def render_within_budget(
+    template: PromptTemplate,
+    context: dict,
+    encode: Callable[[str], Sequence[int]],
+    max_tokens: int,
+) -> tuple[str, Sequence[int], int]:
+    """Render with as many of the most recent history items as fit in ``max_tokens`` tokens.
+
+    Older history items go first; the target's text is never cut: if the prompt does not fit even
+    with an empty history, that is a config error. Returns (text, token ids, history items kept).
+    """
+    history = context["history"]
+
+    def attempt(k: int):
+        text = template.render({**context, "history": history[len(history) - k :]})
+        return text, encode(text)
+
+    text, ids = attempt(len(history))
+    if len(ids) <= max_tokens:
+        return text, ids, len(history)
+    lo, hi, best = 0, len(history) - 1, None  # largest k in [lo, hi] that fits
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        text_mid, ids_mid = attempt(mid)
+        if len(ids_mid) <= max_tokens:
+            best, lo = (text_mid, ids_mid, mid), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        raise ConfigError(
+            f"Prompt '{template.name}' needs {len(attempt(0)[1])} tokens with no history at all, more "
+            f"than data.max_tokens={max_tokens}, so the target item's text would be cut. Raise "
+            "data.max_tokens or shorten the template."
+        )
+    return best

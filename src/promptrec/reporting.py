@@ -1,0 +1,53 @@
+"""What a finished run leaves behind: metrics.json, predictions.csv and a table on the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.table import Table
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write then rename, so a crash never leaves a truncated file that a later step trusts."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    path = Path(run_dir) / "metrics.json"
+    write_atomic(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def write_predictions(run_dir: Path, predictions: dict, examples: pd.DataFrame) -> Path:
+    """One row per test example: who, what, the truth and the model's score."""
+    scores = pd.DataFrame(
+        {
+            "example_id": predictions["example_id"].numpy(),
+            "logit": predictions["logit"].numpy(),
+            "score": torch.sigmoid(predictions["logit"]).numpy(),  # P(like)
+        }
+    )
+    table = examples[["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]].merge(
+        scores, on="example_id", how="inner", validate="one_to_one"
+    )
+    table = table.rename(columns={"labels": "label"}).astype({"label": "int64"})
+    path = Path(run_dir) / "predictions.csv"
+    write_atomic(path, table.to_csv(index=False))
+    return path
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(metrics):
+        value = metrics[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)

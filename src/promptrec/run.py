@@ -1,0 +1,91 @@
+"""Build a run's pieces from config: tokenizer, data, model, loggers, callbacks, trainer.
+
+``train.py`` and ``eval.py`` both call these builders, so a checkpoint is always tested with the
+exact data, prompt and model construction it was trained with.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from promptrec.data.datamodule import RecDataModule
+from promptrec.models.backbone import load_classifier, load_tokenizer
+from promptrec.models.module import PreferenceModule
+from promptrec.models.tuning import apply_tuning, count_parameters
+
+
+@dataclass
+class RunObjects:
+    datamodule: RecDataModule
+    module: PreferenceModule
+    trainer: L.Trainer
+    loggers: list[Logger]
+
+
+def build_datamodule(cfg: DictConfig) -> RecDataModule:
+    tokenizer = load_tokenizer(cfg.model.name_or_path)
+    datamodule = RecDataModule(cfg.data, cfg.task, cfg.prompt, tokenizer, cfg.seed)
+    datamodule.prepare_data()  # fails early (bad template, missing data) before any model loads
+    datamodule.setup()
+    return datamodule
+
+
+def build_module(cfg: DictConfig) -> PreferenceModule:
+    backbone = load_classifier(cfg.model.name_or_path, num_labels=1, dropout=cfg.model.dropout)
+    model = apply_tuning(backbone, cfg.tuning)
+    return PreferenceModule(model, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Every logger in ``cfg.logger``; W&B runs are tagged with the prompt, tuning mode and task."""
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if node is None:
+            continue
+        if node._target_.endswith("WandbLogger"):
+            os.environ.setdefault("WANDB_SILENT", "true")  # no banners; offline needs no login
+            tags = sorted({*cfg.tags, cfg.prompt.name, cfg.tuning.mode, cfg.task.name})
+            loggers.append(instantiate(node, tags=tags))
+        else:
+            loggers.append(instantiate(node))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def build_run(cfg: DictConfig) -> RunObjects:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg)
+    loggers = build_loggers(cfg)
+    trainer = build_trainer(cfg, loggers)
+    run_info = {
+        **count_parameters(module.model),
+        "prompt/name": cfg.prompt.name,
+        "prompt/hash": datamodule.template.content_hash,
+        "data/split_hash": datamodule.prepared.split_hash,
+        **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
+    }
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams({**config, "run": run_info})
+    module.run_info = run_info
+    return RunObjects(datamodule, module, trainer, loggers)
+
+
+def close_loggers(loggers: list[Logger]) -> None:
+    """Finish W&B explicitly: otherwise the next multirun job logs into this job's run."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            wandb.finish()

@@ -1,0 +1,57 @@
+"""Train a prompt-based BERT recommender: ``promptrec-train [group=option ...] [key=value ...]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from promptrec.config import config_dir, register_configs, validate
+from promptrec.entry import run_main
+from promptrec.reporting import print_metrics, write_metrics, write_predictions
+from promptrec.run import build_run, close_loggers
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    """Fit, then test the best checkpoint; write metrics.json and predictions.csv to the run folder.
+
+    Returns (metrics, objects): test metrics plus run facts, and the built objects for callers
+    (tests, notebooks) that want to inspect the model or data.
+    """
+    validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    objects = build_run(cfg)
+    trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
+    try:
+        if cfg.train:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (None if cfg.train else cfg.ckpt_path)
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+            metrics["best_checkpoint"] = ckpt or ""
+            write_predictions(run_dir, module.test_predictions, datamodule.prepared.examples["test"])
+        metrics.update(module.run_info)
+        write_metrics(run_dir, metrics)
+    finally:
+        close_loggers(objects.loggers)
+    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, f"test metrics — {run_dir}")
+    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the monitored validation metric so the Optuna sweeper can optimise it."""
+    metrics, _ = run_main(train, cfg)
+    return metrics.get(cfg.task.monitor)
+
+
+if __name__ == "__main__":
+    main()
