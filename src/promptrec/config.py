@@ -103,7 +103,9 @@ class TrainConfig(_RunConfig):
 
 @dataclass
 class EvalConfig(_RunConfig):
-    use_run_config: bool = True  # take data/task/prompt/model/tuning from the checkpoint's run folder
+    use_run_config: bool = (
+        True  # take data/task/prompt/model/tuning from the checkpoint's run folder
+    )
 
 
 def register_configs() -> None:
@@ -114,7 +116,9 @@ def register_configs() -> None:
 
 def _check(ok: bool, field_name: str, value, rule: str) -> None:
     if not ok:
-        raise ConfigError(f"{field_name}={value!r} is invalid: it must be {rule}. Fix it on the command line or in conf/.")
+        raise ConfigError(
+            f"{field_name}={value!r} is invalid: it must be {rule}. Fix it on the command line or in conf/."
+        )
 
 
 def validate(cfg) -> None:
@@ -125,10 +129,22 @@ def validate(cfg) -> None:
     _check(d.history_len >= 0, "data.history_len", d.history_len, "≥ 0")
     _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "≥ 0")
     for name in ("max_users", "max_train_examples"):
-        _check(d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer")
+        _check(
+            d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
+        )
     _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
-    _check(0 <= cfg.tuning.warmup_ratio < 1, "tuning.warmup_ratio", cfg.tuning.warmup_ratio, "in [0, 1)")
-    _check(cfg.task.monitor_mode in ("min", "max"), "task.monitor_mode", cfg.task.monitor_mode, "'min' or 'max'")
+    _check(
+        0 <= cfg.tuning.warmup_ratio < 1,
+        "tuning.warmup_ratio",
+        cfg.tuning.warmup_ratio,
+        "in [0, 1)",
+    )
+    _check(
+        cfg.task.monitor_mode in ("min", "max"),
+        "task.monitor_mode",
+        cfg.task.monitor_mode,
+        "'min' or 'max'",
+    )
     if cfg.tuning.mode == "lora":
         _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
                None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip

@@ -34,9 +34,9 @@ def write_predictions(run_dir: Path, predictions: dict, examples: pd.DataFrame) 
             "score": torch.sigmoid(predictions["logit"]).numpy(),  # P(like)
         }
     )
-    table = examples[["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]].merge(
-        scores, on="example_id", how="inner", validate="one_to_one"
-    )
+    table = examples[
+        ["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]
+    ].merge(scores, on="example_id", how="inner", validate="one_to_one")
     table = table.rename(columns={"labels": "label"}).astype({"label": "int64"})
     path = Path(run_dir) / "predictions.csv"
     write_atomic(path, table.to_csv(index=False))

@@ -29,17 +29,26 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.test:
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
             ckpt = best or (None if cfg.train else cfg.ckpt_path)
-            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+            trainer.test(
+                module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
+            )
+            metrics.update(
+                {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+            )
             metrics["best_checkpoint"] = ckpt or ""
-            write_predictions(run_dir, module.test_predictions, datamodule.prepared.examples["test"])
+            write_predictions(
+                run_dir, module.test_predictions, datamodule.prepared.examples["test"]
+            )
         metrics.update(module.run_info)
         write_metrics(run_dir, metrics)
     finally:
         close_loggers(objects.loggers)
-    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, f"test metrics — {run_dir}")
+    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
+    print(f"run folder: {run_dir}")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
 
 

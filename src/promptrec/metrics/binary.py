@@ -26,17 +26,23 @@ class BinaryLogLoss(Metric):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+        )
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        losses = F.binary_cross_entropy_with_logits(logits.double(), target.double(), reduction="none")
+        losses = F.binary_cross_entropy_with_logits(
+            logits.double(), target.double(), reduction="none"
+        )
         self.total += losses.sum()
         self.count += target.numel()
 
     def compute(self) -> torch.Tensor:
         if self.count == 0:
-            raise ValueError("BinaryLogLoss.compute() called with no examples: nothing was evaluated.")
+            raise ValueError(
+                "BinaryLogLoss.compute() called with no examples: nothing was evaluated."
+            )
         return self.total / self.count
 
 
@@ -47,7 +53,7 @@ class _OnProbabilities(MetricCollection):
         if target.numel() == 0:
             raise ValueError("binary metrics got an empty batch")
         probs, target_int = torch.sigmoid(logits), target.long()
-        for name, metric in self.items(keep_base=True, copy_state=False):
+        for metric in self.values(copy_state=False):
             if isinstance(metric, BinaryLogLoss):
                 metric.update(logits, target)
             else:

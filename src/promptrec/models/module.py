@@ -33,7 +33,9 @@ class PreferenceModule(L.LightningModule):
         self.test_predictions: dict[str, torch.Tensor] | None = None  # filled by test
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
+        return self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits[:, 0]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = F.binary_cross_entropy_with_logits(self(batch), batch["labels"].float())
@@ -43,7 +45,9 @@ class PreferenceModule(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------
     def _collect(self, stage: str, batch: dict) -> None:
         logits = self(batch).detach().float()
-        row = torch.stack([batch["example_id"].double(), logits.double(), batch["labels"].double()], dim=1)
+        row = torch.stack(
+            [batch["example_id"].double(), logits.double(), batch["labels"].double()], dim=1
+        )
         self._outputs.setdefault(stage, []).append(row)
 
     def _gathered(self, stage: str) -> torch.Tensor:
@@ -80,12 +84,21 @@ class PreferenceModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         rows = self._finish("test")["rows"].cpu()
-        self.test_predictions = {"example_id": rows[:, 0].long(), "logit": rows[:, 1], "label": rows[:, 2]}
+        self.test_predictions = {
+            "example_id": rows[:, 0].long(),
+            "logit": rows[:, 1],
+            "label": rows[:, 2],
+        }
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(self.warmup_ratio * total), total
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -44,7 +44,9 @@ TUNING_MODES: dict[str, Callable[[nn.Module, object], nn.Module]] = {"full": ful
 
 def apply_tuning(model: nn.Module, cfg) -> nn.Module:
     if cfg.mode not in TUNING_MODES:
-        raise ConfigError(f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}.")
+        raise ConfigError(
+            f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}."
+        )
     return TUNING_MODES[cfg.mode](model, cfg).train()
 
 

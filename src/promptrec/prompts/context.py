@@ -24,12 +24,18 @@ class ContextBuilder:
 
     def _item(self, item_id: str) -> dict:
         item = self.items.get(item_id)
-        return dict(item) if item else {"id": item_id, "title": "unknown item", "year": "unknown", "genres": []}
+        return (
+            dict(item)
+            if item
+            else {"id": item_id, "title": "unknown item", "year": "unknown", "genres": []}
+        )
 
     def build(self, user_id: str, item_id: str, history_items, history_ratings) -> dict:
         history = [
             {**self._item(i), "rating": int(r) if float(r).is_integer() else float(r)}
             for i, r in zip(history_items, history_ratings)
         ]
-        user = self.users.get(user_id, {"id": user_id, "age": "unknown", "gender": "", "occupation": ""})
+        user = self.users.get(
+            user_id, {"id": user_id, "age": "unknown", "gender": "", "occupation": ""}
+        )
         return {"user": dict(user), "target": self._item(item_id), "history": history}

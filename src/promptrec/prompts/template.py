@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptrec.errors import ConfigError
 
@@ -29,15 +29,28 @@ class UnknownField(Exception):
         self.owner, self.name = owner, name
 
 
-class _RaisingUndefined(StrictUndefined):
-    """Report which object lacked which attribute, so the error can name ``user.agee``."""
+def _raise_unknown_field(self, *args, **kwargs):
+    raise UnknownField(self._undefined_obj, self._undefined_name)
 
-    def _fail_with_undefined_error(self, *args, **kwargs):
-        raise UnknownField(self._undefined_obj, self._undefined_name)
+
+class _RaisingUndefined(StrictUndefined):
+    """StrictUndefined that reports which object lacked which attribute (to name ``user.agee``)."""
+
+    __slots__ = ()
+    _fail_with_undefined_error = _raise_unknown_field
+
+
+# StrictUndefined binds its dunders (__str__, __iter__, …) to the base failure function at class
+# creation, so overriding the method alone is not enough: rebind each of them.
+for _name in dir(StrictUndefined):
+    if getattr(StrictUndefined, _name, None) is Undefined._fail_with_undefined_error:
+        setattr(_RaisingUndefined, _name, _raise_unknown_field)
 
 
 def _field_list() -> str:
-    return "; ".join(f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in FIELDS.items())
+    return "; ".join(
+        f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in FIELDS.items()
+    )
 
 
 class PromptTemplate:
@@ -46,7 +59,9 @@ class PromptTemplate:
     def __init__(self, name: str, text: str):
         self.name, self.text = name, text
         self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
-        env = SandboxedEnvironment(undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True)
+        env = ImmutableSandboxedEnvironment(
+            undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True
+        )
         try:
             self._template = env.from_string(text)
         except TemplateSyntaxError as exc:

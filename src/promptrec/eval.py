@@ -1,0 +1,75 @@
+"""Test a checkpoint: ``promptrec-eval ckpt_path=<run>/checkpoints/best.ckpt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from promptrec.config import config_dir, register_configs, validate
+from promptrec.entry import run_main
+from promptrec.errors import ConfigError
+from promptrec.reporting import print_metrics, write_metrics, write_predictions
+from promptrec.run import build_run, close_loggers
+
+# What defines the model under test; taken from the training run unless use_run_config=false.
+RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
+
+
+def with_run_config(cfg: DictConfig) -> DictConfig:
+    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``)."""
+    saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    if not cfg.use_run_config or not saved.is_file():
+        return cfg
+    run_cfg = OmegaConf.load(saved)
+    return OmegaConf.merge(cfg, {key: run_cfg[key] for key in RUN_KEYS})
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
+    """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv."""
+    if not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path!r} does not exist. Point it at a checkpoint written by "
+            "promptrec-train, e.g. outputs/train/runs/<run>/checkpoints/best.ckpt."
+        )
+    cfg = with_run_config(cfg)
+    validate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    objects = build_run(cfg)
+    try:
+        objects.trainer.test(objects.module, datamodule=objects.datamodule, ckpt_path=cfg.ckpt_path,
+                             weights_only=True, verbose=False)  # fmt: skip
+        metrics = {
+            k: float(v)
+            for k, v in objects.trainer.callback_metrics.items()
+            if k.startswith("test/")
+        }
+        write_predictions(
+            run_dir, objects.module.test_predictions, objects.datamodule.prepared.examples["test"]
+        )
+        metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
+        write_metrics(run_dir, metrics)
+    finally:
+        close_loggers(objects.loggers)
+    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
+    print(f"run folder: {run_dir}")
+    return metrics, {
+        "trainer": objects.trainer,
+        "module": objects.module,
+        "datamodule": objects.datamodule,
+    }
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    metrics, _ = run_main(evaluate, cfg)
+    return metrics.get(cfg.task.monitor.replace("val/", "test/"))
+
+
+if __name__ == "__main__":
+    main()

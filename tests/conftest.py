@@ -1,0 +1,87 @@
+"""Shared fixtures: a tiny random BERT with the real vocabulary and a small slice of real data.
+
+Every test runs offline: the model is built locally, MovieLens-100K comes from the RecBole wheel
+(fetched once into the repository's data/ folder, as `make data` does) and W&B is offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from promptrec.config import config_dir, register_configs
+from promptrec.data.sources import fetch_recbole_ml100k
+from promptrec.models.backbone import resolve_model_path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The repository's data/ folder with MovieLens-100K's atomic files (fetched once)."""
+    folder = REPO / "data"
+    fetch_recbole_ml100k(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def atomic_dir(data_dir) -> Path:
+    return data_dir / "ml-100k-atomic"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer, 32-wide BERT with MiniLM's real 30,522-word vocabulary."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    )
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def compose_config(name: str, overrides: list[str]):
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def tiny_overrides(tiny_model_dir: Path, data_dir: Path, out: Path) -> list[str]:
+    """Shrink the default job to seconds: tiny BERT, 30 users, 64 training examples, one epoch."""
+    return [
+        f"model.name_or_path={tiny_model_dir}",
+        f"paths.root_dir={out}",
+        f"paths.data_dir={data_dir}",
+        f"paths.cache_dir={out / 'cache'}",
+        f"paths.output_dir={out / 'run'}",
+        "data.max_users=30",
+        "data.max_train_examples=64",
+        "data.history_len=5",
+        "data.batch_size=16",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1",
+        "logger=csv",
+    ]
+
+
+@pytest.fixture
+def train_cfg(tiny_model_dir, data_dir, tmp_path):
+    return compose_config("train", tiny_overrides(tiny_model_dir, data_dir, tmp_path))

@@ -1,0 +1,77 @@
+"""The real commands, as subprocesses: Hydra overrides, Hydra's own flags, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(args, tmp_path, env_extra=None):
+    env = {
+        **os.environ,
+        "PROMPTREC_ROOT": str(tmp_path),
+        "WANDB_MODE": "offline",
+        **(env_extra or {}),
+    }
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _bin(name):
+    return str(Path(sys.executable).parent / name)
+
+
+@pytest.mark.slow
+def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_path):
+    common = [f"model.name_or_path={tiny_model_dir}", f"paths.data_dir={data_dir}", "data.max_users=20",
+              "data.max_train_examples=32", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+    done = _run(
+        [_bin("promptrec-train"), "tuning=lora", "prompt=question", "logger=csv", *common], tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test/auc" in done.stdout
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert (run / ".hydra" / "config.yaml").is_file()
+    trained = json.loads((run / "metrics.json").read_text())
+    # eval reads the run's own config (tuning=lora, 20 users) from .hydra/: no need to repeat it
+    done = _run([_bin("promptrec-eval"), f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+                 f"paths.data_dir={data_dir}", "trainer.enable_progress_bar=false"], tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (eval_run,) = (tmp_path / "outputs" / "eval" / "runs").iterdir()
+    evaluated = json.loads((eval_run / "metrics.json").read_text())
+    assert evaluated["test/auc"] == trained["test/auc"]
+    assert evaluated["params/trainable"] == trained["params/trainable"]
+
+
+def test_hydra_cfg_flag_prints_the_resolved_job_config(tmp_path):
+    done = _run([sys.executable, "-m", "promptrec.train", "--cfg", "job", "tuning=lora"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "mode: lora" in done.stdout and "name: question" in done.stdout
+
+
+def test_wrong_type_fails_with_hydras_message(tmp_path):
+    done = _run([_bin("promptrec-train"), "data.batch_size=abc"], tmp_path)
+    assert done.returncode != 0
+    assert "data.batch_size" in done.stderr and "abc" in done.stderr
+    assert not (tmp_path / "outputs").exists() or not list(
+        (tmp_path / "outputs").rglob("metrics.json")
+    )
+
+
+def test_unknown_key_and_unknown_option_are_rejected(tmp_path):
+    done = _run([_bin("promptrec-train"), "data.bach_size=8"], tmp_path)
+    assert done.returncode != 0 and "bach_size" in done.stderr
+    done = _run([_bin("promptrec-train"), "tuning=lorra"], tmp_path)
+    assert done.returncode != 0 and "lorra" in done.stderr and "lora" in done.stderr
+
+
+def test_user_errors_print_one_paragraph_without_traceback(tmp_path):
+    done = _run([_bin("promptrec-train"), "data.history_len=-1"], tmp_path)
+    assert done.returncode == 1
+    assert "data.history_len=-1 is invalid" in done.stderr and "Traceback" not in done.stderr

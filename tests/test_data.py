@@ -1,0 +1,164 @@
+"""Loaders, the leave-one-out split and example building, on real MovieLens-100K."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from promptrec.data.examples import cap_examples, preference_examples
+from promptrec.data.loaders import GROUPLENS_GENRES, load_atomic, load_grouplens
+from promptrec.data.splits import content_hash, leave_one_out, load_or_build_split, select_users
+from promptrec.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def ml100k(atomic_dir):
+    return load_atomic(atomic_dir, "ml-100k")
+
+
+@pytest.fixture(scope="module")
+def split(ml100k):
+    return leave_one_out(ml100k.interactions)
+
+
+def test_atomic_loader_reads_the_real_files(ml100k):
+    assert ml100k.interactions.shape == (100_000, 4)
+    assert ml100k.interactions["user_id"].nunique() == 943
+    assert len(ml100k.items) == 1682 and len(ml100k.users) == 943
+    toy = ml100k.items.set_index("item_id").loc["1"]
+    assert (toy.title, toy.year, toy.genres) == (
+        "Toy Story",
+        1995,
+        ("Animation", "Children's", "Comedy"),
+    )
+    assert ml100k.users.set_index("user_id").loc["1"].to_dict() == {
+        "age": 24,
+        "gender": "M",
+        "occupation": "technician",
+    }
+
+
+def _write_grouplens(data, folder):
+    """GroupLens' own layout, built from atomic frames: the two loaders must then agree exactly."""
+    folder.mkdir()
+    data.interactions.to_csv(folder / "u.data", sep="\t", header=False, index=False,
+                             columns=["user_id", "item_id", "rating", "timestamp"], float_format="%.0f")  # fmt: skip
+    lines = []
+    for row in data.items.itertuples(index=False):
+        year = "" if pd.isna(row.year) else int(row.year)
+        date = f"01-Jan-{year}" if year != "" else ""
+        title = f"{row.title} ({year})" if year != "" else row.title
+        flags = ["1" if g in row.genres else "0" for g in GROUPLENS_GENRES]
+        lines.append("|".join([row.item_id, title, date, "", "http://example.org", *flags]))
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    users = data.users.assign(zip_code="00000")
+    users.to_csv(folder / "u.user", sep="|", header=False, index=False)
+
+
+def test_grouplens_and_atomic_loaders_give_identical_frames(ml100k, atomic_dir, tmp_path):
+    # Genres written in GroupLens' canonical order, as RecBole's files list them.
+    _write_grouplens(ml100k, tmp_path / "ml-100k")
+    other = load_grouplens(tmp_path / "ml-100k")
+    pd.testing.assert_frame_equal(other.interactions, ml100k.interactions)
+    pd.testing.assert_frame_equal(other.users, ml100k.users)
+    pd.testing.assert_frame_equal(other.items, ml100k.items)
+
+
+def test_loader_errors_name_the_file_and_column(atomic_dir, tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_atomic(tmp_path, "ml-100k")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for suffix in ("item", "user"):
+        (bad / f"ml-100k.{suffix}").write_bytes((atomic_dir / f"ml-100k.{suffix}").read_bytes())
+    (bad / "ml-100k.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\tfive\t3\n"
+    )
+    with pytest.raises(DataError, match="'rating'.*row 2.*'five'"):
+        load_atomic(bad, "ml-100k")
+    (bad / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t2\t5\n")
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['timestamp'\]"):
+        load_atomic(bad, "ml-100k")
+
+
+def test_split_is_leave_one_out_by_time(split):
+    counts = split["split"].value_counts()
+    assert counts["test"] == counts["val"] == 943 and counts["train"] == 100_000 - 2 * 943
+    last = split.groupby("user_id").tail(1)
+    assert (last["split"] == "test").all()
+    # test is never earlier than anything else of the same user
+    latest = split.groupby("user_id")["timestamp"].max()
+    test = split[split["split"] == "test"].set_index("user_id")["timestamp"]
+    assert (test == latest.loc[test.index]).all()
+
+
+def test_ties_keep_file_order_not_item_id_order():
+    # user 1's last two interactions share a timestamp; file order says item 9 came after item 5.
+    frame = pd.DataFrame({"user_id": ["1"] * 4, "item_id": ["7", "9", "5", "3"],
+                          "rating": [4.0] * 4, "timestamp": [1, 2, 5, 5]})  # fmt: skip
+    frame = frame.iloc[[0, 1, 3, 2]].reset_index(drop=True)  # file order: 7, 9, 3, 5
+    out = leave_one_out(frame)
+    assert out.set_index("item_id")["split"].to_dict() == {
+        "7": "train",
+        "9": "train",
+        "3": "val",
+        "5": "test",
+    }
+
+
+def test_users_with_too_few_interactions_stay_in_train():
+    frame = pd.DataFrame({"user_id": ["a", "a", "b", "b", "b"], "item_id": list("12345"),
+                          "rating": [5.0] * 5, "timestamp": [1, 2, 1, 2, 3]})  # fmt: skip
+    out = leave_one_out(frame)
+    assert out[out.user_id == "a"]["split"].tolist() == ["train", "train"]
+    assert out[out.user_id == "b"]["split"].tolist() == ["train", "val", "test"]
+    with pytest.raises(ConfigError, match="min_user_interactions"):
+        leave_one_out(frame, min_user_interactions=2)
+
+
+def test_split_is_deterministic_and_its_hash_stable(ml100k, split):
+    again = leave_one_out(ml100k.interactions.copy())
+    assert content_hash(again) == content_hash(split) == "0d104859b1b1a99f"
+    assert content_hash(leave_one_out(select_users(ml100k.interactions, 10))) != content_hash(split)
+
+
+def test_saved_split_is_reused_and_rebuilt_when_corrupted(ml100k, tmp_path):
+    inter = select_users(ml100k.interactions, 20)
+    first, digest = load_or_build_split(inter, tmp_path, "k", 3)
+    table = tmp_path / "split-k" / "split.parquet"
+    mtime = table.stat().st_mtime_ns
+    _, again = load_or_build_split(inter, tmp_path, "k", 3)
+    assert again == digest and table.stat().st_mtime_ns == mtime  # reused, not rebuilt
+    first.assign(rating=1.0).to_parquet(table, index=False)  # tamper with the saved file
+    rebuilt, third = load_or_build_split(inter, tmp_path, "k", 3)
+    assert third == digest
+    pd.testing.assert_frame_equal(rebuilt, first)
+
+
+def test_history_never_holds_the_target_or_anything_later(split):
+    """On the whole real data set: every history item precedes its target in the user's timeline."""
+    position = split.set_index(["user_id", "item_id"])["position"]
+    assert position.index.is_unique  # ML-100K has no repeated (user, item) pairs
+    for which in ("train", "val", "test"):
+        ex = preference_examples(split, which, history_len=50, like_threshold=4)
+        assert len(ex) == (split["split"] == which).sum()
+        target_pos = position.loc[list(zip(ex.user_id, ex.item_id))].to_numpy()
+        hist = ex[["user_id", "history_items"]].explode("history_items").dropna()
+        hist_pos = position.loc[list(zip(hist.user_id, hist.history_items))].to_numpy()
+        target_of_row = pd.Series(target_pos, index=ex.index).loc[hist.index].to_numpy()
+        assert (hist_pos < target_of_row).all()
+        # the history is the *most recent* prefix: its last item sits right before the target
+        last = ex.history_items.map(lambda h: h[-1] if h else None)
+        has = last.notna()
+        last_pos = position.loc[list(zip(ex.user_id[has], last[has]))].to_numpy()
+        assert (last_pos == target_pos[has.to_numpy()] - 1).all()
+
+
+def test_preference_labels_and_cap(split):
+    ex = preference_examples(split, "test", history_len=3, like_threshold=4)
+    assert ((ex.rating >= 4).astype(int) == ex.label).all()
+    assert ex.history_items.map(len).max() == 3
+    capped = cap_examples(ex, 100, seed=1)
+    assert len(capped) == 100 and capped.example_id.is_unique
+    pd.testing.assert_frame_equal(capped, cap_examples(ex, 100, seed=1))
+    assert not capped.equals(cap_examples(ex, 100, seed=2))

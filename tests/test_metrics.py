@@ -1,0 +1,77 @@
+"""Binary metrics against hand-computed values and an independent implementation (scikit-learn)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from promptrec.metrics import BinaryLogLoss, binary_metrics
+
+
+def _compute(logits, labels):
+    m = binary_metrics(prefix="test/")
+    m.update(torch.tensor(logits), torch.tensor(labels))
+    return {k: float(v) for k, v in m.compute().items()}
+
+
+def test_hand_computed_case():
+    # p = sigmoid(logit): 0.881, 0.269, 0.622, 0.047 for labels 1, 0, 0, 1
+    logits, labels = [2.0, -1.0, 0.5, -3.0], [1.0, 0.0, 0.0, 1.0]
+    out = _compute(logits, labels)
+    # AUC: positive/negative pairs (2 × 2): (2.0 > -1.0) ✓, (2.0 > 0.5) ✓, (-3.0 > ·) ✗ ✗ → 2/4
+    assert out["test/auc"] == pytest.approx(0.5)
+    # predicted positive at p ≥ 0.5: logits 2.0 (TP) and 0.5 (FP) → P = 1/2; R = 1/2; F1 = 1/2; acc = 2/4
+    assert out["test/precision"] == pytest.approx(0.5)
+    assert out["test/recall"] == pytest.approx(0.5)
+    assert out["test/f1"] == pytest.approx(0.5)
+    assert out["test/accuracy"] == pytest.approx(0.5)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = (
+        -(
+            math.log(sig(2.0))
+            + math.log(1 - sig(-1.0))
+            + math.log(1 - sig(0.5))
+            + math.log(sig(-3.0))
+        )
+        / 4
+    )
+    assert out["test/logloss"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_perfect_ranking_gives_auc_one():
+    assert _compute([3.0, 1.0, -1.0, -2.0], [1.0, 1.0, 0.0, 0.0])["test/auc"] == 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_scikit_learn_on_random_data(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 500).astype(np.float32)
+    logits = (rng.normal(size=500) + labels * 0.8).astype(np.float32)
+    probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    pred = (probs >= 0.5).astype(int)
+    out = _compute(logits.tolist(), labels.tolist())
+    assert out["test/auc"] == pytest.approx(skm.roc_auc_score(labels, probs), abs=1e-6)
+    assert out["test/logloss"] == pytest.approx(skm.log_loss(labels, probs), rel=1e-6)
+    assert out["test/accuracy"] == pytest.approx(skm.accuracy_score(labels, pred), abs=1e-6)
+    assert out["test/precision"] == pytest.approx(skm.precision_score(labels, pred), abs=1e-6)
+    assert out["test/recall"] == pytest.approx(skm.recall_score(labels, pred), abs=1e-6)
+    assert out["test/f1"] == pytest.approx(skm.f1_score(labels, pred), abs=1e-6)
+
+
+def test_logloss_accumulates_over_batches():
+    metric = BinaryLogLoss()
+    metric.update(torch.tensor([2.0]), torch.tensor([1.0]))
+    metric.update(torch.tensor([-1.0, 0.5]), torch.tensor([0.0, 1.0]))
+    probs = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.5])))
+    assert float(metric.compute()) == pytest.approx(skm.log_loss([1, 0, 1], probs), rel=1e-9)
+
+
+def test_empty_input_raises_instead_of_returning_zero():
+    with pytest.raises(ValueError, match="no examples"):
+        BinaryLogLoss().compute()
+    with pytest.raises(ValueError, match="empty"):
+        binary_metrics().update(torch.tensor([]), torch.tensor([]))

@@ -1,0 +1,97 @@
+"""Template rendering, its field errors and sandbox, and history truncation to a token budget."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from promptrec.config import config_dir
+from promptrec.errors import ConfigError
+from promptrec.prompts.template import PromptTemplate, render_within_budget
+
+CONTEXT = {
+    "user": {"id": "7", "age": 30, "gender": "F", "occupation": "writer"},
+    "target": {"id": "50", "title": "Star Wars", "year": 1977, "genres": ["Action", "Sci-Fi"]},
+    "history": [
+        {
+            "id": str(i),
+            "title": f"Movie {i}",
+            "year": 1990 + i,
+            "genres": ["Drama"],
+            "rating": 1 + i % 5,
+        }
+        for i in range(8)
+    ],
+}
+
+
+def test_question_prompt_renders_profile_history_and_target():
+    cfg = OmegaConf.load(f"{config_dir()}/prompt/question.yaml")
+    text = PromptTemplate(cfg.name, cfg.template).render(CONTEXT)
+    assert text.startswith(
+        "A 30-year-old woman (writer) rated movies out of 5: Movie 0: 1; Movie 1: 2;"
+    )
+    assert text.endswith("[SEP] Will this user like Star Wars (1977, Action, Sci-Fi)?")
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("template", "field"),
+    [("{{ user.agee }}", "user.agee"), ("{{ usr }}", "usr"),
+     ("{% for h in history %}{{ h.score }}{% endfor %}", "history[i].score")],
+)  # fmt: skip
+def test_unknown_field_is_a_config_error_naming_it(template, field):
+    with pytest.raises(ConfigError) as err:
+        PromptTemplate("mine", template).render(CONTEXT)
+    assert f"unknown field '{field}'" in str(err.value)
+    assert "user.{id, age, gender, occupation}" in str(err.value)
+
+
+def test_template_syntax_error_is_a_config_error():
+    with pytest.raises(ConfigError, match="not valid Jinja2"):
+        PromptTemplate("broken", "{% for h in history %}")
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ user.__class__.__mro__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+     "{{ cycler.__init__.__globals__.os.environ }}", "{{ history.pop() }}"],
+)  # fmt: skip
+def test_sandbox_blocks_python_internals(template):
+    with pytest.raises(Exception) as err:
+        PromptTemplate("evil", template).render(CONTEXT)
+    assert (
+        isinstance(err.value, ConfigError)
+        or "unsafe" in str(err.value)
+        or "not safely" in str(err.value)
+    )
+
+
+def test_content_hash_tracks_the_text():
+    assert PromptTemplate("a", "x").content_hash == PromptTemplate("b", "x").content_hash
+    assert PromptTemplate("a", "x").content_hash != PromptTemplate("a", "y").content_hash
+
+
+def _words(text):  # one "token" per word: makes budgets easy to reason about
+    return text.split()
+
+
+def test_truncation_drops_oldest_history_first_and_keeps_the_target():
+    tpl = PromptTemplate(
+        "t", "{% for h in history %}{{ h.title }} {% endfor %}| {{ target.title }}"
+    )
+    full_text, ids, kept = render_within_budget(tpl, CONTEXT, _words, max_tokens=100)
+    assert kept == 8 and len(ids) == 19
+    text, ids, kept = render_within_budget(
+        tpl, CONTEXT, _words, max_tokens=9
+    )  # 2 words per item + 3
+    assert kept == 3 and len(ids) == 9
+    assert text == "Movie 5 Movie 6 Movie 7 | Star Wars"
+
+
+def test_truncation_never_cuts_the_target():
+    tpl = PromptTemplate(
+        "t", "{% for h in history %}{{ h.title }} {% endfor %}| {{ target.title }}"
+    )
+    with pytest.raises(ConfigError, match="needs 3 tokens with no history.*max_tokens=2"):
+        render_within_budget(tpl, CONTEXT, _words, max_tokens=2)

@@ -1,0 +1,90 @@
+"""End to end on the tiny model and 30 real users: train(cfg) → files; evaluate(cfg) → same metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from omegaconf import open_dict
+
+from conftest import compose_config, tiny_overrides
+from promptrec.errors import ConfigError
+from promptrec.eval import evaluate
+from promptrec.train import train
+
+METRICS = ["test/auc", "test/logloss", "test/accuracy", "test/precision", "test/recall", "test/f1"]
+
+
+@pytest.mark.slow
+def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, data_dir, tmp_path):
+    cfg = compose_config(
+        "train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), "logger=default"]
+    )
+    metrics, objects = train(cfg)
+    run = tmp_path / "run"
+    saved = json.loads((run / "metrics.json").read_text())
+    assert set(METRICS) <= set(saved) and saved == pytest.approx(metrics)
+    assert 0.0 <= saved["test/auc"] <= 1.0
+    assert saved["params/trainable"] == saved["params/total"] > 0
+    assert saved["data/split_hash"] and saved["prompt/hash"]
+
+    preds = pd.read_csv(run / "predictions.csv", dtype={"user_id": str, "item_id": str})
+    assert list(preds.columns) == [
+        "example_id",
+        "user_id",
+        "item_id",
+        "rating",
+        "label",
+        "n_history_kept",
+        "logit",
+        "score",
+    ]
+    assert len(preds) == 30 and preds.user_id.is_unique  # one test example per user
+    assert ((preds.rating >= 4).astype(int) == preds.label).all()
+    assert preds.score.between(0, 1).all()
+
+    csv_log = pd.read_csv(run / "csv" / "metrics.csv")
+    assert "train/loss" in csv_log and csv_log["val/auc"].notna().any()
+    offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and offline[0].stat().st_size > 0
+
+    ckpt = run / "checkpoints" / "best.ckpt"
+    assert ckpt.is_file() and saved["best_checkpoint"] == str(ckpt)
+    eval_cfg = compose_config("eval", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path / "e"),
+                                       f"ckpt_path={ckpt}", f"paths.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+    again, _ = evaluate(eval_cfg)
+    for key in METRICS:
+        assert again[key] == saved[key], key  # same weights, same data → the same numbers, exactly
+    eval_preds = pd.read_csv(
+        tmp_path / "e" / "run" / "predictions.csv", dtype={"user_id": str, "item_id": str}
+    )
+    pd.testing.assert_frame_equal(eval_preds, preds)
+
+
+@pytest.mark.slow
+def test_lora_run_trains_few_parameters(tiny_model_dir, data_dir, tmp_path):
+    cfg = compose_config(
+        "train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), "tuning=lora"]
+    )
+    metrics, objects = train(cfg)
+    assert metrics["params/trainable"] < 0.2 * metrics["params/total"]
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert objects["module"].model.peft_config["default"].r == 8
+
+
+def test_bad_values_fail_before_anything_is_written(train_cfg, tmp_path):
+    with open_dict(train_cfg):
+        train_cfg.data.batch_size = -4
+    with pytest.raises(
+        ConfigError, match=r"data.batch_size=-4 is invalid: it must be a positive integer"
+    ):
+        train(train_cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_template_field_fails_before_training(train_cfg, tmp_path):
+    train_cfg.prompt.template = "{{ user.favourite_colour }} {{ target.title }}"
+    with pytest.raises(ConfigError, match="unknown field 'user.favourite_colour'"):
+        train(train_cfg)
+    assert not (tmp_path / "run" / "metrics.json").exists()
