@@ -49,6 +49,19 @@ def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_pat
     assert evaluated["params/trainable"] == trained["params/trainable"]
 
 
+@pytest.mark.slow
+def test_multirun_gives_each_job_its_own_wandb_run(tiny_model_dir, data_dir, tmp_path):
+    args = [_bin("promptrec-train"), "-m", "seed=1,2", "logger=default", f"model.name_or_path={tiny_model_dir}",
+            f"paths.data_dir={data_dir}", "data.max_users=10", "data.max_train_examples=16",
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+    done = _run(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    for job in ("0", "1"):
+        assert (sweep / job / "metrics.json").is_file()
+        assert len(list((sweep / job / "wandb").glob("offline-run-*"))) == 1, job
+
+
 def test_hydra_cfg_flag_prints_the_resolved_job_config(tmp_path):
     done = _run([sys.executable, "-m", "promptrec.train", "--cfg", "job", "tuning=lora"], tmp_path)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from promptrec.data.examples import cap_examples, preference_examples
-from promptrec.data.loaders import GROUPLENS_GENRES, load_atomic, load_grouplens
+from promptrec.data.loaders import GROUPLENS_GENRES, InteractionData, load_atomic, load_grouplens
 from promptrec.data.splits import content_hash, leave_one_out, load_or_build_split, select_users
 from promptrec.errors import ConfigError, DataError
 
@@ -62,6 +62,25 @@ def test_grouplens_and_atomic_loaders_give_identical_frames(ml100k, atomic_dir, 
     pd.testing.assert_frame_equal(other.interactions, ml100k.interactions)
     pd.testing.assert_frame_equal(other.users, ml100k.users)
     pd.testing.assert_frame_equal(other.items, ml100k.items)
+
+
+def test_grouplens_fetch_unpacks_the_zip_and_records_checksums(ml100k, tmp_path):
+    """The GroupLens download path, fed a local zip through a file:// URL (no network here)."""
+    import zipfile
+
+    from promptrec.data.sources import fetch_grouplens_ml100k
+
+    small = InteractionData(select_users(ml100k.interactions, 5), ml100k.items, ml100k.users)
+    _write_grouplens(small, tmp_path / "src")
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("u.data", "u.item", "u.user"):
+            bundle.write(tmp_path / "src" / name, f"ml-100k/{name}")
+    folder = fetch_grouplens_ml100k(tmp_path / "data", url=archive.as_uri())
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "u.data", "u.item", "u.user"]
+    pd.testing.assert_frame_equal(load_grouplens(folder).interactions, small.interactions)
+    with pytest.raises(DataError, match="Could not download"):
+        fetch_grouplens_ml100k(tmp_path / "other", url=(tmp_path / "missing.zip").as_uri())
 
 
 def test_loader_errors_name_the_file_and_column(atomic_dir, tmp_path):

@@ -95,3 +95,19 @@ def test_truncation_never_cuts_the_target():
     )
     with pytest.raises(ConfigError, match="needs 3 tokens with no history.*max_tokens=2"):
         render_within_budget(tpl, CONTEXT, _words, max_tokens=2)
+
+
+def test_the_readme_prompt_examples_render():
+    """The two templates the README offers users must keep working."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "conf/prompt/" in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        cfg = yaml.safe_load(block)
+        text = PromptTemplate(cfg["name"], cfg["template"]).render(CONTEXT)
+        assert "Star Wars" in text and "Movie 7" in text

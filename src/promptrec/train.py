@@ -28,6 +28,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         if cfg.train:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
+            metrics[f"{cfg.task.monitor}_best"] = float(
+                trainer.checkpoint_callback.best_model_score
+            )
         if cfg.test:
             best = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -57,9 +61,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the monitored validation metric so the Optuna sweeper can optimise it."""
+    """Returns the best monitored validation metric so a sweeper (e.g. Optuna) can optimise it."""
     metrics, _ = run_main(train, cfg)
-    return metrics.get(cfg.task.monitor)
+    return metrics.get(f"{cfg.task.monitor}_best", metrics.get(cfg.task.monitor))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Data flows one way: sources (files) → loaders (frames) → splits → examples → datamodule."""

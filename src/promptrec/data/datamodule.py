@@ -1,0 +1,168 @@
+"""Examples → prompts → token ids (``datasets``, cached on disk) → dynamically padded batches.
+
+The cache key covers everything that changes the tokens (source files, split, template, tokenizer,
+history/token budgets, cap and seed), so a changed template or file can never reuse stale tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import lightning as L
+import pandas as pd
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from promptrec.data.examples import cap_examples, preference_examples
+from promptrec.data.loaders import InteractionData, load_atomic, load_grouplens
+from promptrec.data.sources import fetch_grouplens_ml100k, fetch_recbole_ml100k, sha256_file
+from promptrec.data.splits import load_or_build_split, select_users
+from promptrec.errors import ConfigError
+from promptrec.prompts.context import ContextBuilder
+from promptrec.prompts.template import PromptTemplate, render_within_budget
+
+CACHE_VERSION = "1"  # bump when example building or rendering changes meaning
+SPLITS = ("train", "val", "test")
+MODEL_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
+
+
+def _source_files(cfg) -> tuple[list[Path], callable]:
+    """Named loaders for each data.source; each fetches what is missing and returns its files."""
+    data_dir = Path(cfg.data_dir)
+    if cfg.source == "recbole":
+        folder = fetch_recbole_ml100k(data_dir)
+        return [folder / f"ml-100k.{s}" for s in ("inter", "item", "user")], lambda: load_atomic(
+            folder, "ml-100k"
+        )
+    if cfg.source == "grouplens":
+        folder = fetch_grouplens_ml100k(data_dir)
+        return [folder / f for f in ("u.data", "u.item", "u.user")], lambda: load_grouplens(folder)
+    if cfg.source == "atomic":
+        if not cfg.path:
+            raise ConfigError(
+                "data.source=atomic needs data.path: the folder holding <data.name>.inter/.item/.user."
+            )
+        folder = Path(cfg.path)
+        return [folder / f"{cfg.name}.{s}" for s in ("inter", "item", "user")], lambda: load_atomic(
+            folder, cfg.name
+        )
+    raise ConfigError(f"data.source={cfg.source!r} is not one of: recbole, grouplens, atomic.")
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PreparedData:
+    """What the rest of a run needs to know about the data it trained and tested on."""
+
+    split_hash: str
+    datasets: dict[str, datasets.Dataset]  # tokenised, one per split
+    examples: dict[
+        str, pd.DataFrame
+    ]  # example_id, user_id, item_id, rating, label, n_history_kept, text
+
+
+class RecDataModule(L.LightningDataModule):
+    def __init__(
+        self, data_cfg, task_cfg, prompt_cfg, tokenizer: PreTrainedTokenizerBase, seed: int
+    ):
+        super().__init__()
+        self.cfg, self.task_cfg, self.seed = data_cfg, task_cfg, seed
+        self.template = PromptTemplate(prompt_cfg.name, prompt_cfg.template)
+        self.tokenizer = tokenizer
+        self.collate = DataCollatorWithPadding(tokenizer)
+        self.prepared: PreparedData | None = None
+
+    # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
+    def prepare_data(self) -> None:
+        if self.prepared is None:  # train/eval prepare before fitting; Lightning calls this again
+            self.prepared = self._build()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.prepared is None:  # DDP ranks other than 0 load the cache rank 0 wrote
+            self.prepared = self._build()
+
+    def _build(self) -> PreparedData:
+        cfg = self.cfg
+        files, load = _source_files(cfg)
+        data: InteractionData = load()
+        source_key = _digest(
+            [sha256_file(f) for f in files], cfg.max_users, cfg.min_user_interactions
+        )
+        interactions = select_users(data.interactions, cfg.max_users)
+        cache_dir = Path(cfg.cache_dir)
+        split, split_hash = load_or_build_split(
+            interactions, cache_dir, source_key, cfg.min_user_interactions
+        )
+        tok_id = [self.tokenizer.name_or_path, type(self.tokenizer).__name__, len(self.tokenizer)]
+        key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, cfg.history_len,
+                      cfg.max_tokens, cfg.max_train_examples, self.seed, self.task_cfg.like_threshold)  # fmt: skip
+        folder = cache_dir / f"tokens-{key}"
+        if not (folder / "done").is_file():
+            self._tokenise_all(data, split, folder)
+        loaded = {s: datasets.load_from_disk(str(folder / s)) for s in SPLITS}
+        examples = {
+            s: loaded[s].remove_columns(["input_ids", "attention_mask"]).to_pandas() for s in SPLITS
+        }
+        for ds in loaded.values():
+            ds.set_format("torch", columns=MODEL_COLUMNS)
+        return PreparedData(split_hash, loaded, examples)
+
+    def _tokenise_all(self, data: InteractionData, split: pd.DataFrame, folder: Path) -> None:
+        contexts = ContextBuilder(data.items, data.users)
+        encode = lambda text: self.tokenizer(text)["input_ids"]  # noqa: E731
+        max_tokens = self.cfg.max_tokens
+
+        def render(batch):
+            out = {"text": [], "input_ids": [], "n_history_kept": []}
+            for u, i, hi, hr in zip(
+                batch["user_id"], batch["item_id"], batch["history_items"], batch["history_ratings"]
+            ):
+                text, ids, kept = render_within_budget(
+                    self.template, contexts.build(u, i, hi, hr), encode, max_tokens
+                )
+                out["text"].append(text)
+                out["input_ids"].append(list(ids))
+                out["n_history_kept"].append(kept)
+            out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
+            out["labels"] = [float(x) for x in batch["label"]]
+            return out
+
+        staging = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        for which in SPLITS:
+            frame = preference_examples(
+                split, which, self.cfg.history_len, self.task_cfg.like_threshold
+            )
+            if which == "train":
+                frame = cap_examples(frame, self.cfg.max_train_examples, self.seed)
+            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = ds.map(render, batched=True, remove_columns=["history_items", "history_ratings", "label"],
+                        new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
+            ds.save_to_disk(str(staging / which))
+        (staging / "done").write_text("ok\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)  # publish complete caches only
+
+    # -- loaders --------------------------------------------------------------------------------
+    def _loader(self, which: str, shuffle: bool) -> DataLoader:
+        batch = self.cfg.batch_size if which == "train" else self.cfg.eval_batch_size
+        return DataLoader(self.prepared.datasets[which], batch_size=batch, shuffle=shuffle,
+                          collate_fn=self.collate, num_workers=self.cfg.num_workers)  # fmt: skip
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
