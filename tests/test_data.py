@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
-from promptrec.data.examples import cap_examples, preference_examples
+from promptrec.data.examples import cap_examples
 from promptrec.data.loaders import GROUPLENS_GENRES, InteractionData, load_atomic, load_grouplens
 from promptrec.data.splits import content_hash, leave_one_out, load_or_build_split, select_users
 from promptrec.errors import ConfigError, DataError
+from promptrec.tasks import build_task
+
+PREFERENCE = build_task(OmegaConf.create({"name": "preference", "like_threshold": 4.0}))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +163,7 @@ def test_history_never_holds_the_target_or_anything_later(split):
     position = split.set_index(["user_id", "item_id"])["position"]
     assert position.index.is_unique  # ML-100K has no repeated (user, item) pairs
     for which in ("train", "val", "test"):
-        ex = preference_examples(split, which, history_len=50, like_threshold=4)
+        ex = PREFERENCE.examples(split, which, history_len=50)
         assert len(ex) == (split["split"] == which).sum()
         target_pos = position.loc[list(zip(ex.user_id, ex.item_id))].to_numpy()
         hist = ex[["user_id", "history_items"]].explode("history_items").dropna()
@@ -174,8 +178,8 @@ def test_history_never_holds_the_target_or_anything_later(split):
 
 
 def test_preference_labels_and_cap(split):
-    ex = preference_examples(split, "test", history_len=3, like_threshold=4)
-    assert ((ex.rating >= 4).astype(int) == ex.label).all()
+    ex = PREFERENCE.examples(split, "test", history_len=3)
+    assert ((ex.rating >= 4).astype(int) == ex.labels).all()
     assert ex.history_items.map(len).max() == 3
     capped = cap_examples(ex, 100, seed=1)
     assert len(capped) == 100 and capped.example_id.is_unique

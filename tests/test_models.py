@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader
 
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_classifier, load_tokenizer, resolve_model_path
-from promptrec.models.module import PreferenceModule
+from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
+from promptrec.tasks import build_task
 
 LORA = OmegaConf.create(
     {
@@ -22,6 +23,7 @@ LORA = OmegaConf.create(
     }
 )
 FULL = OmegaConf.create({"mode": "full"})
+PREFERENCE = build_task(OmegaConf.create({"name": "preference", "like_threshold": 4.0}))
 
 
 def test_embedded_model_resolves_to_the_package_folder():
@@ -92,10 +94,10 @@ def test_training_steps_run_in_train_mode_and_loss_falls(tiny_model_dir, tuning)
     tok = load_tokenizer(str(tiny_model_dir))
     model = apply_tuning(load_classifier(str(tiny_model_dir), 1), tuning)
     lr = LEARNING_RATES[tuning.mode]
-    module = PreferenceModule(model, lambda p: torch.optim.AdamW(p, lr=lr), warmup_ratio=0.0)
+    module = RecModule(model, PREFERENCE, lambda p: torch.optim.AdamW(p, lr=lr), warmup_ratio=0.0)
     batch = _batch(tok)
     first = float(
-        torch.nn.functional.binary_cross_entropy_with_logits(module(batch), batch["labels"])
+        torch.nn.functional.binary_cross_entropy_with_logits(module(batch)[:, 0], batch["labels"])
     )
     loader = DataLoader([batch] * 20, batch_size=None)
     probe = _ModeProbe()
@@ -106,7 +108,9 @@ def test_training_steps_run_in_train_mode_and_loss_falls(tiny_model_dir, tuning)
     module.eval()
     with torch.no_grad():
         last = float(
-            torch.nn.functional.binary_cross_entropy_with_logits(module(batch), batch["labels"])
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                module(batch)[:, 0], batch["labels"]
+            )
         )
     assert last < first * 0.7
 
@@ -115,15 +119,17 @@ def _losses_over_steps(model_dir, tuning, steps=10):
     """Seeded plain-PyTorch AdamW steps on one fixed batch, dropout on: the loss before each step."""
     torch.manual_seed(1234)
     tok = load_tokenizer(str(model_dir))
-    module = PreferenceModule(
-        apply_tuning(load_classifier(str(model_dir), 1), tuning), torch.optim.AdamW
+    module = RecModule(
+        apply_tuning(load_classifier(str(model_dir), 1), tuning), PREFERENCE, torch.optim.AdamW
     )
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad], lr=LEARNING_RATES[tuning.mode]
     )
     batch, losses = _batch(tok), []
     for _ in range(steps):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(module(batch), batch["labels"])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            module(batch)[:, 0], batch["labels"]
+        )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

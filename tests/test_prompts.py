@@ -27,7 +27,7 @@ CONTEXT = {
 
 def test_question_prompt_renders_profile_history_and_target():
     cfg = OmegaConf.load(f"{config_dir()}/prompt/question.yaml")
-    text = PromptTemplate(cfg.name, cfg.template).render(CONTEXT)
+    text = PromptTemplate(cfg.name, cfg.templates.preference).render(CONTEXT)
     assert text.startswith(
         "A 30-year-old woman (writer) rated movies out of 5: Movie 0: 1; Movie 1: 2;"
     )
@@ -109,5 +109,5 @@ def test_the_readme_prompt_examples_render():
     assert len(blocks) == 2
     for block in blocks:
         cfg = yaml.safe_load(block)
-        text = PromptTemplate(cfg["name"], cfg["template"]).render(CONTEXT)
+        text = PromptTemplate(cfg["name"], cfg["templates"]["preference"]).render(CONTEXT)
         assert "Star Wars" in text and "Movie 7" in text

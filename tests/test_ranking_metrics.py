@@ -14,8 +14,12 @@ from promptrec.metrics.ranking import CatalogueMetrics, TopKMetrics, rank_catalo
 def _score(scores, exclude, targets, ks, popularity=None):
     scores = torch.tensor(scores, dtype=torch.float32)
     n_items = scores.shape[1]
-    popularity = torch.ones(n_items) if popularity is None else torch.tensor(popularity, dtype=torch.float64)
-    items, valid = rank_catalogue(scores, [torch.tensor(e, dtype=torch.long) for e in exclude], max(ks))
+    popularity = (
+        torch.ones(n_items) if popularity is None else torch.tensor(popularity, dtype=torch.float64)
+    )
+    items, valid = rank_catalogue(
+        scores, [torch.tensor(e, dtype=torch.long) for e in exclude], max(ks)
+    )
     metric = TopKMetrics(ks, popularity)
     metric.update(items, valid, torch.tensor(targets), torch.arange(len(targets)))
     return metric.compute(), items
@@ -29,8 +33,12 @@ def test_hand_computed_two_users():
     assert items.tolist() == [[1, 0, 2], [4, 0, 1]]
     assert out["hr@1"] == pytest.approx(0.5) and out["hr@3"] == pytest.approx(1.0)
     assert out["ndcg@3"] == pytest.approx((1 / math.log2(4) + 1) / 2)
-    assert out["mrr@3"] == pytest.approx((1 / 3 + 1) / 2) and out["map@3"] == pytest.approx((1 / 3 + 1) / 2)
-    assert out["precision@3"] == pytest.approx((1 / 3 + 1 / 3) / 2) and out["recall@3"] == pytest.approx(1.0)
+    assert out["mrr@3"] == pytest.approx((1 / 3 + 1) / 2) and out["map@3"] == pytest.approx(
+        (1 / 3 + 1) / 2
+    )
+    assert out["precision@3"] == pytest.approx((1 / 3 + 1 / 3) / 2) and out[
+        "recall@3"
+    ] == pytest.approx(1.0)
     assert out["precision@1"] == pytest.approx(0.5)
     # top-3 lists hold items {0, 1, 2, 4}: 4 of 5 catalogue items
     assert out["coverage@3"] == pytest.approx(4 / 5) and out["coverage@1"] == pytest.approx(2 / 5)
@@ -47,7 +55,9 @@ def test_k_larger_than_the_remaining_catalogue():
     out, items = _score([[0.1, 0.9, 0.5, 0.3]], [[1, 2]], [0], ks=[3])
     assert items.tolist() == [[3, 0, -1]]
     assert out["hr@3"] == 1.0 and out["mrr@3"] == pytest.approx(0.5)
-    assert out["precision@3"] == pytest.approx(1 / 3)  # precision divides by K, not by the list length
+    assert out["precision@3"] == pytest.approx(
+        1 / 3
+    )  # precision divides by K, not by the list length
 
 
 def test_a_user_whose_target_is_missed_counts_as_zero():
@@ -77,7 +87,12 @@ def _numpy_reference(scores, exclude, targets, k):
         hr.append(float(hit))
         ndcg.append(hit / np.log2(rank + 1))
         mrr.append(hit / rank)
-    return {"hr": np.mean(hr), "ndcg": np.mean(ndcg), "mrr": np.mean(mrr), "precision": np.mean(hr) / k}
+    return {
+        "hr": np.mean(hr),
+        "ndcg": np.mean(ndcg),
+        "mrr": np.mean(mrr),
+        "precision": np.mean(hr) / k,
+    }
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -84,7 +84,7 @@ def test_bad_values_fail_before_anything_is_written(train_cfg, tmp_path):
 
 
 def test_unknown_template_field_fails_before_training(train_cfg, tmp_path):
-    train_cfg.prompt.template = "{{ user.favourite_colour }} {{ target.title }}"
+    train_cfg.prompt.templates.preference = "{{ user.favourite_colour }} {{ target.title }}"
     with pytest.raises(ConfigError, match="unknown field 'user.favourite_colour'"):
         train(train_cfg)
     assert not (tmp_path / "run" / "metrics.json").exists()

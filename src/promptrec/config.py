@@ -41,16 +41,24 @@ class DataConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = "preference"
-    like_threshold: float = 4.0  # label = rating ≥ this
-    monitor: str = "val/auc"  # checkpointing, early stopping and the sweeper's objective
+    name: str = MISSING  # preference | rating | next_item
+    monitor: str = MISSING  # checkpointing, early stopping and the sweeper's objective
     monitor_mode: str = "max"
+    like_threshold: float = 4.0  # preference: label = rating ≥ this
+    head: str | None = None  # rating: regression | classes; next_item: catalog
+    rating_levels: int = 5  # rating, head=classes: one class per star
+    ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # next_item: top-K cut-offs
+    targets_per_user: int | None = (
+        None  # next_item: most recent training targets per user (null = all)
+    )
 
 
 @dataclass
 class PromptConfig:
     name: str = MISSING
-    template: str = MISSING  # Jinja2 over the fields in prompts/template.py (see README)
+    templates: dict[str, str] = (
+        MISSING  # task name → Jinja2 template over the fields in README "Prompts"
+    )
     description: str = ""
 
 

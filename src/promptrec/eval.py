@@ -47,7 +47,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             if k.startswith("test/")
         }
         write_predictions(
-            run_dir, objects.module.test_predictions, objects.datamodule.prepared.examples["test"]
+            run_dir, objects.module.test_predictions, objects.module.task.predictions_file
         )
         metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
         write_metrics(run_dir, metrics)

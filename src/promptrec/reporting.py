@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -25,20 +24,9 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def write_predictions(run_dir: Path, predictions: dict, examples: pd.DataFrame) -> Path:
-    """One row per test example: who, what, the truth and the model's score."""
-    scores = pd.DataFrame(
-        {
-            "example_id": predictions["example_id"].numpy(),
-            "logit": predictions["logit"].numpy(),
-            "score": torch.sigmoid(predictions["logit"]).numpy(),  # P(like)
-        }
-    )
-    table = examples[
-        ["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]
-    ].merge(scores, on="example_id", how="inner", validate="one_to_one")
-    table = table.rename(columns={"labels": "label"}).astype({"label": "int64"})
-    path = Path(run_dir) / "predictions.csv"
+def write_predictions(run_dir: Path, table: pd.DataFrame, filename: str) -> Path:
+    """The task's per-example table (predictions.csv, or topk.csv for ranking): re-scorable later."""
+    path = Path(run_dir) / filename
     write_atomic(path, table.to_csv(index=False))
     return path
 

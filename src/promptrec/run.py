@@ -16,30 +16,35 @@ from omegaconf import DictConfig, OmegaConf
 
 from promptrec.data.datamodule import RecDataModule
 from promptrec.models.backbone import load_classifier, load_tokenizer
-from promptrec.models.module import PreferenceModule
+from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
+from promptrec.tasks import build_task
 
 
 @dataclass
 class RunObjects:
     datamodule: RecDataModule
-    module: PreferenceModule
+    module: RecModule
     trainer: L.Trainer
     loggers: list[Logger]
 
 
 def build_datamodule(cfg: DictConfig) -> RecDataModule:
     tokenizer = load_tokenizer(cfg.model.name_or_path)
-    datamodule = RecDataModule(cfg.data, cfg.task, cfg.prompt, tokenizer, cfg.seed)
+    datamodule = RecDataModule(cfg.data, build_task(cfg.task), cfg.prompt, tokenizer, cfg.seed)
     datamodule.prepare_data()  # fails early (bad template, missing data) before any model loads
     datamodule.setup()
     return datamodule
 
 
-def build_module(cfg: DictConfig) -> PreferenceModule:
-    backbone = load_classifier(cfg.model.name_or_path, num_labels=1, dropout=cfg.model.dropout)
+def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
+    """The backbone with a head as wide as the task needs (known once the data is prepared)."""
+    task = datamodule.task
+    backbone = load_classifier(
+        cfg.model.name_or_path, num_labels=task.num_outputs, dropout=cfg.model.dropout
+    )
     model = apply_tuning(backbone, cfg.tuning)
-    return PreferenceModule(model, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
+    return RecModule(model, task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -65,7 +70,7 @@ def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
 def build_run(cfg: DictConfig) -> RunObjects:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg)
+    module = build_module(cfg, datamodule)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
     run_info = {

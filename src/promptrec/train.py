@@ -44,9 +44,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
             )
             metrics["best_checkpoint"] = ckpt or ""
-            write_predictions(
-                run_dir, module.test_predictions, datamodule.prepared.examples["test"]
-            )
+            write_predictions(run_dir, module.test_predictions, module.task.predictions_file)
         metrics.update(module.run_info)
         write_metrics(run_dir, metrics)
     finally:

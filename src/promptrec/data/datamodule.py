@@ -16,18 +16,20 @@ from pathlib import Path
 import datasets
 import lightning as L
 import pandas as pd
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from promptrec.data.examples import cap_examples, preference_examples
+from promptrec.data.examples import cap_examples
 from promptrec.data.loaders import InteractionData, load_atomic, load_grouplens
 from promptrec.data.sources import fetch_grouplens_ml100k, fetch_recbole_ml100k, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.template import PromptTemplate, render_within_budget
+from promptrec.tasks import Task
 
-CACHE_VERSION = "1"  # bump when example building or rendering changes meaning
+CACHE_VERSION = "2"  # bump when example building or rendering changes meaning
 SPLITS = ("train", "val", "test")
 MODEL_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
 
@@ -65,18 +67,22 @@ class PreparedData:
 
     split_hash: str
     datasets: dict[str, datasets.Dataset]  # tokenised, one per split
-    examples: dict[
-        str, pd.DataFrame
-    ]  # example_id, user_id, item_id, rating, label, n_history_kept, text
+    # per split: example_id, user_id, item_id, rating, labels, n_history_kept, text (+ task columns)
+    examples: dict[str, pd.DataFrame]
 
 
 class RecDataModule(L.LightningDataModule):
     def __init__(
-        self, data_cfg, task_cfg, prompt_cfg, tokenizer: PreTrainedTokenizerBase, seed: int
+        self, data_cfg, task: Task, prompt_cfg, tokenizer: PreTrainedTokenizerBase, seed: int
     ):
         super().__init__()
-        self.cfg, self.task_cfg, self.seed = data_cfg, task_cfg, seed
-        self.template = PromptTemplate(prompt_cfg.name, prompt_cfg.template)
+        self.cfg, self.task, self.seed = data_cfg, task, seed
+        if task.name not in prompt_cfg.templates:
+            raise ConfigError(
+                f"prompt '{prompt_cfg.name}' has no template for task '{task.name}' (it has: "
+                f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
+            )
+        self.template = PromptTemplate(prompt_cfg.name, prompt_cfg.templates[task.name], task.name)
         self.tokenizer = tokenizer
         self.collate = DataCollatorWithPadding(tokenizer)
         self.prepared: PreparedData | None = None
@@ -102,9 +108,11 @@ class RecDataModule(L.LightningDataModule):
         split, split_hash = load_or_build_split(
             interactions, cache_dir, source_key, cfg.min_user_interactions
         )
+        self.task.prepare(data, split)
         tok_id = [self.tokenizer.name_or_path, type(self.tokenizer).__name__, len(self.tokenizer)]
-        key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, cfg.history_len,
-                      cfg.max_tokens, cfg.max_train_examples, self.seed, self.task_cfg.like_threshold)  # fmt: skip
+        task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
+        key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, task_id,
+                      cfg.history_len, cfg.max_tokens, cfg.max_train_examples, self.seed)  # fmt: skip
         folder = cache_dir / f"tokens-{key}"
         if not (folder / "done").is_file():
             self._tokenise_all(data, split, folder)
@@ -119,33 +127,31 @@ class RecDataModule(L.LightningDataModule):
     def _tokenise_all(self, data: InteractionData, split: pd.DataFrame, folder: Path) -> None:
         contexts = ContextBuilder(data.items, data.users)
         encode = lambda text: self.tokenizer(text)["input_ids"]  # noqa: E731
-        max_tokens = self.cfg.max_tokens
+        max_tokens, hide_target = self.cfg.max_tokens, not self.task.shows_target
 
         def render(batch):
             out = {"text": [], "input_ids": [], "n_history_kept": []}
             for u, i, hi, hr in zip(
                 batch["user_id"], batch["item_id"], batch["history_items"], batch["history_ratings"]
             ):
-                text, ids, kept = render_within_budget(
-                    self.template, contexts.build(u, i, hi, hr), encode, max_tokens
-                )
+                context = contexts.build(u, i, hi, hr)
+                if hide_target:  # the target is the answer: a template that uses it fails loudly
+                    del context["target"]
+                text, ids, kept = render_within_budget(self.template, context, encode, max_tokens)
                 out["text"].append(text)
                 out["input_ids"].append(list(ids))
                 out["n_history_kept"].append(kept)
             out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
-            out["labels"] = [float(x) for x in batch["label"]]
             return out
 
         staging = folder.with_name(folder.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         for which in SPLITS:
-            frame = preference_examples(
-                split, which, self.cfg.history_len, self.task_cfg.like_threshold
-            )
+            frame = self.task.examples(split, which, self.cfg.history_len)
             if which == "train":
                 frame = cap_examples(frame, self.cfg.max_train_examples, self.seed)
             ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
-            ds = ds.map(render, batched=True, remove_columns=["history_items", "history_ratings", "label"],
+            ds = ds.map(render, batched=True, remove_columns=["history_items", "history_ratings"],
                         new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
             ds.save_to_disk(str(staging / which))
         (staging / "done").write_text("ok\n")

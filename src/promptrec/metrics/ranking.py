@@ -67,7 +67,9 @@ class CatalogueMetrics(Metric):
         self.k = k
         self.register_buffer("popularity", item_popularity.double(), persistent=False)
         n_items = len(item_popularity)
-        self.add_state("counts", default=torch.zeros(n_items, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "counts", default=torch.zeros(n_items, dtype=torch.float64), dist_reduce_fx="sum"
+        )
         self.add_state("lists", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, topk_items: torch.Tensor) -> None:
@@ -93,7 +95,9 @@ class CatalogueMetrics(Metric):
 class TopKMetrics:
     """HR/NDCG/MRR/MAP/Precision/Recall (torchmetrics) + catalogue metrics, for every K in ``ks``."""
 
-    def __init__(self, ks: Sequence[int], item_popularity: torch.Tensor, prefix: str = "", **kwargs):
+    def __init__(
+        self, ks: Sequence[int], item_popularity: torch.Tensor, prefix: str = "", **kwargs
+    ):
         if not ks or min(ks) <= 0:
             raise ValueError(f"top-K cut-offs must be positive integers, got {list(ks)}")
         self.ks, self.prefix = sorted(ks), prefix
@@ -103,7 +107,13 @@ class TopKMetrics:
         )  # fmt: skip
         self.catalogue = [CatalogueMetrics(k, item_popularity, **kwargs) for k in self.ks]
 
-    def update(self, topk_items: torch.Tensor, valid: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor) -> None:
+    def update(
+        self,
+        topk_items: torch.Tensor,
+        valid: torch.Tensor,
+        targets: torch.Tensor,
+        queries: torch.Tensor,
+    ) -> None:
         """``topk_items`` (users, max K) ranked lists; ``targets`` (users,) the held-out item index.
 
         Each list is scored as a query whose documents are its items with descending, unique

@@ -1,8 +1,8 @@
-"""The LightningModule: one logit per prompt, BCE loss, AdamW + linear warm-up, exact evaluation.
+"""The LightningModule: prompt tokens → model outputs → the task's loss and evaluation.
 
-Validation and test collect (example id, logit, label) and compute metrics once at the epoch end
-on the de-duplicated union of all ranks: Lightning's distributed sampler pads uneven splits by
-repeating rows, which would otherwise count some examples twice.
+Validation and test collect (example id, outputs) and evaluate once at the epoch end on the
+de-duplicated union of all ranks: Lightning's distributed sampler pads uneven splits by repeating
+rows, which would otherwise count some examples twice. The task turns outputs into metrics.
 """
 
 from __future__ import annotations
@@ -10,65 +10,70 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import lightning as L
+import pandas as pd
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from promptrec.metrics import binary_metrics
+from promptrec.tasks import Task
 
 
-class PreferenceModule(L.LightningModule):
+class RecModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
+        task: Task,
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_ratio: float = 0.1,
     ):
         super().__init__()
-        self.model = model
+        self.model, self.task = model, task
         self.optimizer_factory = optimizer
         self.warmup_ratio = warmup_ratio
-        self._outputs: dict[str, list[torch.Tensor]] = {}
-        self.test_predictions: dict[str, torch.Tensor] | None = None  # filled by test
+        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.test_predictions: pd.DataFrame | None = None  # filled by test
+        self.run_info: dict = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).logits[:, 0]
+        ).logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = F.binary_cross_entropy_with_logits(self(batch), batch["labels"].float())
+        loss = self.task.loss(self(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
     # -- evaluation -----------------------------------------------------------------------------
     def _collect(self, stage: str, batch: dict) -> None:
-        logits = self(batch).detach().float()
-        row = torch.stack(
-            [batch["example_id"].double(), logits.double(), batch["labels"].double()], dim=1
+        self._outputs.setdefault(stage, []).append(
+            (batch["example_id"].long(), self(batch).detach().float())
         )
-        self._outputs.setdefault(stage, []).append(row)
 
-    def _gathered(self, stage: str) -> torch.Tensor:
-        """All ranks' rows, each example once, ordered by example id."""
-        rows = torch.cat(self._outputs.pop(stage, []) or [torch.empty(0, 3, dtype=torch.float64)])
+    def _gathered(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """All ranks' outputs, each example once, ordered by example id."""
+        parts = self._outputs.pop(stage, [])
+        if not parts:
+            raise RuntimeError(f"no {stage} batches were evaluated")
+        ids, outputs = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         if self.trainer is not None and self.trainer.world_size > 1:
-            rows = self.all_gather(rows).reshape(-1, 3)
-        ids = rows[:, 0].long()
+            ids = self.all_gather(ids).reshape(-1)
+            outputs = self.all_gather(outputs).reshape(len(ids), -1)
         order = torch.argsort(ids, stable=True)
-        rows, ids = rows[order], ids[order]
+        ids, outputs = ids[order], outputs[order]
         first = torch.ones_like(ids, dtype=torch.bool)
         first[1:] = ids[1:] != ids[:-1]
-        return rows[first]
+        return ids[first], outputs[first]
 
-    def _finish(self, stage: str) -> dict[str, torch.Tensor]:
-        rows = self._gathered(stage)
-        metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False).to(rows.device)
-        metrics.update(rows[:, 1].float(), rows[:, 2].float())
-        values = {k: v.float() for k, v in metrics.compute().items()}
-        self.log_dict(values, sync_dist=False, prog_bar=stage == "val")
-        return {"rows": rows, **values}
+    def _evaluate(self, stage: str) -> pd.DataFrame:
+        ids, outputs = self._gathered(stage)
+        examples = self.trainer.datamodule.prepared.examples[stage].set_index(
+            "example_id", drop=False
+        )
+        examples = examples.loc[ids.cpu().numpy()].reset_index(drop=True)
+        metrics, table = self.task.evaluate(stage, outputs.cpu(), examples)
+        self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
+        return table
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("val", batch)
@@ -77,18 +82,13 @@ class PreferenceModule(L.LightningModule):
         if self.trainer.sanity_checking:
             self._outputs.pop("val", None)
             return
-        self._finish("val")
+        self._evaluate("val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("test", batch)
 
     def on_test_epoch_end(self) -> None:
-        rows = self._finish("test")["rows"].cpu()
-        self.test_predictions = {
-            "example_id": rows[:, 0].long(),
-            "logit": rows[:, 1],
-            "label": rows[:, 2],
-        }
+        self.test_predictions = self._evaluate("test")
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):

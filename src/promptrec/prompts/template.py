@@ -56,8 +56,9 @@ def _field_list() -> str:
 class PromptTemplate:
     """Compiled template + the identity (name, content hash) logged with every run."""
 
-    def __init__(self, name: str, text: str):
+    def __init__(self, name: str, text: str, task: str = ""):
         self.name, self.text = name, text
+        self.where = f"prompt '{name}'" + (f", template for task '{task}'," if task else "")
         self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
         env = ImmutableSandboxedEnvironment(
             undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True
@@ -66,8 +67,8 @@ class PromptTemplate:
             self._template = env.from_string(text)
         except TemplateSyntaxError as exc:
             raise ConfigError(
-                f"prompt.template of prompt '{name}' is not valid Jinja2 (line {exc.lineno}: "
-                f"{exc.message}). Fix the template text in conf/prompt/{name}.yaml."
+                f"The {self.where} is not valid Jinja2 (line {exc.lineno}: {exc.message}). "
+                f"Fix the template text in conf/prompt/{name}.yaml."
             ) from exc
 
     def render(self, context: dict) -> str:
@@ -79,7 +80,7 @@ class PromptTemplate:
                 owner = "history[i]"
             field = f"{owner}.{exc.name}" if owner else exc.name
             raise ConfigError(
-                f"prompt.template of prompt '{self.name}' uses unknown field '{field}'. "
+                f"The {self.where} uses unknown field '{field}'. "
                 f"Available fields: {_field_list()}. Fix the spelling in the template."
             ) from None
 

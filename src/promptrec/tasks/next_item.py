@@ -1,0 +1,97 @@
+"""Next-item recommendation: rank the whole catalogue for the user's held-out next item.
+
+``task.head=catalog``: one output per catalogue item on the [CLS] representation, softmax
+cross-entropy; one forward pass scores every item. At evaluation, every item the user interacted
+with before the target is excluded from the ranking (as RecBole does). The prompt never sees the
+target: a template that uses ``target`` fails for this task.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from promptrec.errors import ConfigError
+from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
+from promptrec.tasks.base import Task, example_table, interaction_examples
+
+HEADS = ("catalog",)
+
+
+class NextItemTask(Task):
+    name = "next_item"
+    predictions_file = "topk.csv"
+    shows_target = False
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if cfg.head not in HEADS:
+            raise ConfigError(
+                f"task.head={cfg.head!r} is not a next-item head; choose one of {HEADS}."
+            )
+        self.ks = sorted(int(k) for k in cfg.ks)
+        if not self.ks or self.ks[0] <= 0:
+            raise ConfigError(
+                f"task.ks={list(cfg.ks)} must be a non-empty list of positive cut-offs, e.g. [5, 10, 20]."
+            )
+        self.item_ids: list[str] = []
+
+    def prepare(self, data, split: pd.DataFrame) -> None:
+        """Index the catalogue (every item of the item file, plus any only seen in interactions)."""
+        extra = sorted(set(split["item_id"]) - set(data.items["item_id"]))
+        self.item_ids = list(data.items["item_id"]) + extra
+        self.index = {item: i for i, item in enumerate(self.item_ids)}
+        train = split[split["split"] == "train"]
+        counts = train["item_id"].map(self.index).value_counts()
+        self.popularity = torch.zeros(len(self.item_ids), dtype=torch.float64)
+        self.popularity[torch.as_tensor(counts.index.to_numpy())] = torch.as_tensor(
+            counts.to_numpy(), dtype=torch.float64
+        )
+
+    @property
+    def num_outputs(self) -> int:
+        if not self.item_ids:
+            raise RuntimeError("NextItemTask.prepare() must run before the model is built")
+        return len(self.item_ids)
+
+    def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
+        frame = interaction_examples(split, which, history_len, seen=which != "train")
+        if which == "train" and self.cfg.targets_per_user is not None:
+            # the most recent training interactions of each user become targets
+            last = frame.groupby("user_id", sort=False)["position"].rank(
+                ascending=False, method="first"
+            )
+            frame = frame[last <= self.cfg.targets_per_user].reset_index(drop=True)
+            frame["example_id"] = np.arange(len(frame), dtype=np.int64)
+        return frame.assign(labels=frame["item_id"].map(self.index).astype("int64"))
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(outputs, labels.long())
+
+    def evaluate(
+        self, stage: str, outputs: torch.Tensor, examples: pd.DataFrame
+    ) -> tuple[dict, pd.DataFrame]:
+        targets = torch.as_tensor(examples["labels"].to_numpy(), dtype=torch.long)
+        exclude = [
+            torch.as_tensor([self.index[i] for i in seen if self.index[i] != t], dtype=torch.long)
+            for seen, t in zip(examples["seen_items"], targets.tolist())
+        ]  # a re-consumed target stays rankable
+        scores = outputs.float().cpu()
+        items, valid = rank_catalogue(scores, exclude, max(self.ks))
+        metric = TopKMetrics(self.ks, self.popularity, prefix=f"{stage}/", sync_on_compute=False)
+        metric.update(items, valid, targets, torch.arange(len(targets)))
+        ids = np.asarray(self.item_ids + [""], dtype=object)  # index -1 → ""
+        top_scores = torch.gather(scores, 1, items.clamp(min=0)).masked_fill(~valid, float("nan"))
+        table = example_table(examples, ["example_id", "user_id", "item_id"]).rename(
+            columns={"item_id": "target"}
+        )
+        table = table.assign(
+            items=[" ".join(ids[row][ok]) for row, ok in zip(items.numpy(), valid.numpy())],
+            scores=[
+                " ".join(f"{s:.6g}" for s in row[ok])
+                for row, ok in zip(top_scores.numpy(), valid.numpy())
+            ],
+        )
+        return metric.compute(), table

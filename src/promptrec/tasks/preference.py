@@ -1,0 +1,43 @@
+"""Binary preference: will the user like the item (rating ≥ ``task.like_threshold``)?"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from promptrec.metrics import binary_metrics
+from promptrec.tasks.base import Task, example_table, interaction_examples
+
+
+class PreferenceTask(Task):
+    name = "preference"
+
+    @property
+    def num_outputs(self) -> int:
+        return 1
+
+    def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
+        frame = interaction_examples(split, which, history_len)
+        return frame.assign(labels=(frame["rating"] >= self.cfg.like_threshold).astype("float32"))
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(outputs[:, 0], labels.float())
+
+    def evaluate(
+        self, stage: str, outputs: torch.Tensor, examples: pd.DataFrame
+    ) -> tuple[dict, pd.DataFrame]:
+        logits = outputs[:, 0].float().cpu()
+        labels = torch.as_tensor(examples["labels"].to_numpy(), dtype=torch.float32)
+        metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False)
+        metrics.update(logits, labels)
+        values = {k: float(v) for k, v in metrics.compute().items()}
+        table = example_table(
+            examples, ["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]
+        ).rename(columns={"labels": "label"})
+        table = table.assign(
+            label=table["label"].astype("int64"),
+            logit=logits.numpy(),
+            score=torch.sigmoid(logits).numpy(),
+        )
+        return values, table

@@ -1,0 +1,163 @@
+"""Rating and next-item tasks: examples, exclusions, losses and metrics; each task end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from sklearn import metrics as skm
+
+from conftest import compose_config, tiny_overrides
+from promptrec.data.loaders import load_atomic
+from promptrec.data.splits import leave_one_out, select_users
+from promptrec.errors import ConfigError, DataError
+from promptrec.tasks import build_task
+from promptrec.train import train
+
+
+def _task(**cfg):
+    base = {
+        "like_threshold": 4.0,
+        "rating_levels": 5,
+        "ks": [1, 3],
+        "targets_per_user": None,
+        "head": None,
+    }
+    return build_task(OmegaConf.create({**base, **cfg}))
+
+
+@pytest.fixture(scope="module")
+def small(atomic_dir):
+    data = load_atomic(atomic_dir, "ml-100k")
+    return data, leave_one_out(select_users(data.interactions, 25))
+
+
+def test_rating_regression_predicts_deviation_from_the_training_mean(small):
+    data, split = small
+    task = _task(name="rating", head="regression")
+    task.prepare(data, split)
+    assert task.center == pytest.approx(split[split.split == "train"].rating.mean())
+    ex = task.examples(split, "test", history_len=5)
+    assert (ex.labels == ex.rating).all() and task.num_outputs == 1
+    # outputs of zero predict the mean; RMSE/MAE by hand
+    metrics, table = task.evaluate("test", torch.zeros(len(ex), 1), ex)
+    errors = ex.rating.to_numpy() - task.center
+    assert metrics["test/rmse"] == pytest.approx(math.sqrt(np.mean(errors**2)), rel=1e-5)
+    assert metrics["test/mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
+    assert table.predicted.to_numpy() == pytest.approx(np.full(len(ex), task.center))
+
+
+def test_rating_classes_metrics_match_scikit_learn(small):
+    data, split = small
+    task = _task(name="rating", head="classes")
+    task.prepare(data, split)
+    ex = task.examples(split, "test", history_len=5)
+    assert sorted(set(ex.labels)) <= [0, 1, 2, 3, 4] and task.num_outputs == 5
+    outputs = torch.randn(len(ex), 5, generator=torch.Generator().manual_seed(0))
+    metrics, table = task.evaluate("test", outputs, ex)
+    truth, pred = ex.rating.astype(int).to_numpy(), outputs.argmax(1).numpy() + 1
+    assert metrics["test/accuracy"] == pytest.approx(skm.accuracy_score(truth, pred))
+    labels = [1, 2, 3, 4, 5]
+    assert metrics["test/f1"] == pytest.approx(
+        skm.f1_score(truth, pred, labels=labels, average="macro", zero_division=0)
+    )
+    expected = (outputs.softmax(1) @ torch.arange(1.0, 6.0)).numpy()
+    assert metrics["test/rmse"] == pytest.approx(
+        math.sqrt(np.mean((expected - truth) ** 2)), rel=1e-5
+    )
+    assert (table.predicted_class.to_numpy() == pred).all()
+
+
+def test_rating_classes_reject_half_stars(small):
+    data, split = small
+    task = _task(name="rating", head="classes")
+    with pytest.raises(DataError, match="whole-star ratings"):
+        task.prepare(data, split.assign(rating=split.rating - 0.5))
+    with pytest.raises(ConfigError, match="task.head='catalog' is not a rating head"):
+        _task(name="rating", head="catalog")
+
+
+def test_next_item_catalogue_and_popularity_come_from_training_only(small):
+    data, split = small
+    task = _task(name="next_item", head="catalog")
+    task.prepare(data, split)
+    assert task.num_outputs == 1682 and task.item_ids[0] == "1"
+    train_counts = split[split.split == "train"].item_id.value_counts()
+    top = train_counts.index[0]
+    assert task.popularity[task.index[top]] == train_counts.iloc[0]
+    assert float(task.popularity.sum()) == (split.split == "train").sum()
+
+
+def test_next_item_examples_and_exclusions(small):
+    data, split = small
+    task = _task(name="next_item", head="catalog", targets_per_user=2)
+    task.prepare(data, split)
+    train_ex = task.examples(split, "train", history_len=5)
+    assert train_ex.groupby("user_id").size().max() == 2 and train_ex.example_id.is_unique
+    test_ex = task.examples(split, "test", history_len=5)
+    for row in test_ex.itertuples():
+        user = split[split.user_id == row.user_id]
+        assert list(row.seen_items) == user.item_id.tolist()[:-1]  # everything before the target
+        assert row.item_id not in row.seen_items
+        assert task.item_ids[row.labels] == row.item_id
+
+
+def test_next_item_evaluation_never_recommends_seen_items(small):
+    data, split = small
+    task = _task(name="next_item", head="catalog", ks=[10])
+    task.prepare(data, split)
+    ex = task.examples(split, "test", history_len=5)
+    scores = torch.zeros(len(ex), task.num_outputs)
+    for r, seen in enumerate(
+        ex.seen_items
+    ):  # seen items get the highest scores: all must be skipped
+        scores[r, [task.index[i] for i in seen]] = 100.0
+    scores[0, int(ex.labels[0])] = 50.0  # user 0's target is the best unseen item
+    metrics, table = task.evaluate("test", scores, ex)
+    for items, seen in zip(table["items"], ex.seen_items):
+        assert not set(items.split()) & set(seen)
+    assert table["items"][0].split()[0] == ex.item_id[0]
+    assert metrics["test/hr@10"] >= 1 / len(ex) - 1e-6 and len(table) == len(ex)
+
+
+def test_next_item_template_cannot_see_the_target(tiny_model_dir, data_dir, tmp_path):
+    cfg = compose_config(
+        "train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), "task=next_item"]
+    )
+    cfg.prompt.templates.next_item = "{{ target.title }}"
+    with pytest.raises(ConfigError, match="unknown field 'target'"):
+        train(cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "keys", "table"),
+    [
+        (["task=rating"], ["test/rmse", "test/mae"], "predictions.csv"),
+        (
+            ["task=rating", "task.head=classes"],
+            ["test/rmse", "test/accuracy", "test/f1"],
+            "predictions.csv",
+        ),
+        (
+            ["task=next_item", "task.targets_per_user=2"],
+            ["test/hr@10", "test/ndcg@20", "test/coverage@5", "test/gini@10"],
+            "topk.csv",
+        ),
+    ],
+    ids=["rating", "rating-classes", "next_item"],
+)
+def test_each_task_trains_end_to_end(tiny_model_dir, data_dir, tmp_path, overrides, keys, table):
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
+    metrics, _ = train(cfg)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in keys:
+        assert key in saved and math.isfinite(saved[key]), key
+    assert f"{cfg.task.monitor}_best" in saved
+    rows = pd.read_csv(tmp_path / "run" / table, dtype=str)
+    assert len(rows) == 30
