@@ -75,3 +75,34 @@ def test_empty_input_raises_instead_of_returning_zero():
         BinaryLogLoss().compute()
     with pytest.raises(ValueError, match="empty"):
         binary_metrics().update(torch.tensor([]), torch.tensor([]))
+
+
+def test_gauc_weights_users_by_their_examples_and_skips_one_class_users():
+    from promptrec.metrics import grouped_auc
+
+    scores = torch.tensor([0.9, 0.1, 0.4, 0.2, 0.3, 0.8, 0.5])
+    labels = torch.tensor([1, 0, 0, 1, 1, 0, 1])
+    users = ["a", "a", "b", "b", "b", "c", "c"]
+    # a: AUC 1 (2 examples); b: positives 0.2, 0.3 vs negative 0.4 → 0/2 → 0 (3 examples); c: 0 (2)
+    value, n = grouped_auc(scores, labels, users)
+    assert n == 3 and value == pytest.approx((1 * 2 + 0 * 3 + 0 * 2) / 7)
+    per_user = [
+        skm.roc_auc_score([1, 0], [0.9, 0.1]),
+        skm.roc_auc_score([0, 1, 1], [0.4, 0.2, 0.3]),
+    ]
+    assert value == pytest.approx((per_user[0] * 2 + per_user[1] * 3 + 0 * 2) / 7)
+    assert grouped_auc(torch.tensor([0.3, 0.6]), torch.tensor([1, 0]), ["a", "b"]) == (None, 0)
+
+
+def test_ece_matches_a_hand_binned_computation():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400).astype(np.float32)
+    logits = (rng.normal(size=400) + labels).astype(np.float32)
+    probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    bins = np.clip(np.ceil(probs * 10).astype(int) - 1, 0, 9)  # right-closed bins, as torchmetrics
+    ece = sum(
+        abs(probs[bins == b].mean() - labels[bins == b].mean()) * (bins == b).mean()
+        for b in range(10)
+        if (bins == b).any()
+    )
+    assert _compute(logits.tolist(), labels.tolist())["test/ece"] == pytest.approx(ece, abs=1e-5)

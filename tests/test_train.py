@@ -25,7 +25,10 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
     run = tmp_path / "run"
     saved = json.loads((run / "metrics.json").read_text())
     assert set(METRICS) <= set(saved) and saved == pytest.approx(metrics)
-    assert 0.0 <= saved["test/auc"] <= 1.0
+    assert (
+        0.0 <= saved["test/auc"] <= 1.0 and saved["test/gauc_users"] == 0
+    )  # one test example per user
+    assert (run / "calibration.png").stat().st_size > 0
     assert saved["params/trainable"] == saved["params/total"] > 0
     assert saved["data/split_hash"] and saved["prompt/hash"]
 

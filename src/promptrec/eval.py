@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
-from promptrec.reporting import print_metrics, write_metrics, write_predictions
+from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
 from promptrec.run import build_run, close_loggers
 
 # What defines the model under test; taken from the training run unless use_run_config=false.
@@ -46,9 +46,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             for k, v in objects.trainer.callback_metrics.items()
             if k.startswith("test/")
         }
-        write_predictions(
-            run_dir, objects.module.test_predictions, objects.module.task.predictions_file
-        )
+        write_test_outputs(run_dir, objects.module.task, objects.module.test_predictions)
         metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
         write_metrics(run_dir, metrics)
     finally:

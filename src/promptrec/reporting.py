@@ -24,10 +24,12 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def write_predictions(run_dir: Path, table: pd.DataFrame, filename: str) -> Path:
-    """The task's per-example table (predictions.csv, or topk.csv for ranking): re-scorable later."""
-    path = Path(run_dir) / filename
+def write_test_outputs(run_dir: Path, task, table: pd.DataFrame) -> Path:
+    """The task's per-example table (predictions.csv, or topk.csv for ranking, re-scorable later)
+    and its extra outputs, such as the preference task's calibration figure."""
+    path = Path(run_dir) / task.predictions_file
     write_atomic(path, table.to_csv(index=False))
+    task.write_outputs(run_dir, table)
     return path
 
 

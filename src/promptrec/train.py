@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
-from promptrec.reporting import print_metrics, write_metrics, write_predictions
+from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
 from promptrec.run import build_run, close_loggers
 
 
@@ -44,7 +44,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
             )
             metrics["best_checkpoint"] = ckpt or ""
-            write_predictions(run_dir, module.test_predictions, module.task.predictions_file)
+            write_test_outputs(run_dir, module.task, module.test_predictions)
         metrics.update(module.run_info)
         write_metrics(run_dir, metrics)
     finally:

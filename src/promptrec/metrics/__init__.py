@@ -1,5 +1,5 @@
 """Metrics: torchmetrics where it has them, small ``Metric`` subclasses where it does not."""
 
-from promptrec.metrics.binary import BinaryLogLoss, binary_metrics
+from promptrec.metrics.binary import BinaryLogLoss, binary_metrics, grouped_auc
 
-__all__ = ["BinaryLogLoss", "binary_metrics"]
+__all__ = ["BinaryLogLoss", "binary_metrics", "grouped_auc"]

@@ -1,6 +1,8 @@
-"""Binary preference metrics: AUC, LogLoss, accuracy, precision, recall, F1.
+"""Binary preference metrics: AUC, GAUC, LogLoss, ECE, accuracy, precision, recall, F1.
 
 LogLoss = -mean(y·log p + (1-y)·log(1-p)), computed from logits for numerical stability.
+ECE = Σ_b (n_b / n)·|mean p_b − mean y_b| over 10 equal-width probability bins.
+GAUC = Σ_u n_u·AUC_u / Σ_u n_u over users u whose examples hold both classes (others have no AUC).
 Threshold metrics use p ≥ 0.5. An empty evaluation raises instead of reporting a silent 0.
 """
 
@@ -12,6 +14,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
+    BinaryCalibrationError,
     BinaryF1Score,
     BinaryPrecision,
     BinaryRecall,
@@ -66,6 +69,7 @@ def binary_metrics(prefix: str = "", **kwargs) -> MetricCollection:
         {
             "auc": BinaryAUROC(**kwargs),
             "logloss": BinaryLogLoss(**kwargs),
+            "ece": BinaryCalibrationError(n_bins=10, norm="l1", **kwargs),
             "accuracy": BinaryAccuracy(**kwargs),
             "precision": BinaryPrecision(**kwargs),
             "recall": BinaryRecall(**kwargs),
@@ -74,3 +78,24 @@ def binary_metrics(prefix: str = "", **kwargs) -> MetricCollection:
         prefix=prefix,
         compute_groups=False,
     )
+
+
+def grouped_auc(scores: torch.Tensor, labels: torch.Tensor, groups) -> tuple[float | None, int]:
+    """GAUC and the number of groups it averages; (None, 0) when no group holds both classes.
+
+    Leave-one-out gives each user a single test example, so GAUC is undefined there and is not
+    reported; it becomes meaningful with several test examples per user.
+    """
+    from torchmetrics.functional.classification import binary_auroc
+
+    frame = {}
+    for i, g in enumerate(groups):
+        frame.setdefault(g, []).append(i)
+    total, weight, used = 0.0, 0, 0
+    for rows in frame.values():
+        y = labels[rows]
+        if 0 < int(y.sum()) < len(rows):
+            total += float(binary_auroc(scores[rows], y.long())) * len(rows)
+            weight += len(rows)
+            used += 1
+    return (total / weight if used else None), used

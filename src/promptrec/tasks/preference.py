@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from promptrec.metrics import binary_metrics
+from promptrec.metrics import binary_metrics, grouped_auc
+from promptrec.plots import reliability_diagram
 from promptrec.tasks.base import Task, example_table, interaction_examples
 
 
@@ -32,6 +35,10 @@ class PreferenceTask(Task):
         metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False)
         metrics.update(logits, labels)
         values = {k: float(v) for k, v in metrics.compute().items()}
+        gauc, users = grouped_auc(logits, labels, examples["user_id"].tolist())
+        values[f"{stage}/gauc_users"] = float(users)  # users holding both classes
+        if gauc is not None:
+            values[f"{stage}/gauc"] = gauc
         table = example_table(
             examples, ["example_id", "user_id", "item_id", "rating", "labels", "n_history_kept"]
         ).rename(columns={"labels": "label"})
@@ -41,3 +48,8 @@ class PreferenceTask(Task):
             score=torch.sigmoid(logits).numpy(),
         )
         return values, table
+
+    def write_outputs(self, run_dir: Path, table: pd.DataFrame) -> None:
+        reliability_diagram(
+            table["score"].to_numpy(), table["label"].to_numpy(), Path(run_dir) / "calibration.png"
+        )
