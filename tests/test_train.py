@@ -18,9 +18,8 @@ METRICS = ["test/auc", "test/logloss", "test/accuracy", "test/precision", "test/
 
 @pytest.mark.slow
 def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, data_dir, tmp_path):
-    cfg = compose_config(
-        "train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), "logger=default"]
-    )
+    overrides = ["logger=default", "task.slice_min_examples=5"]
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
     metrics, objects = train(cfg)
     run = tmp_path / "run"
     saved = json.loads((run / "metrics.json").read_text())
@@ -29,6 +28,18 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
         0.0 <= saved["test/auc"] <= 1.0 and saved["test/gauc_users"] == 0
     )  # one test example per user
     assert (run / "calibration.png").stat().st_size > 0
+    slices = pd.read_csv(run / "slices.csv")
+    assert set(slices.dimension) == {
+        "gender",
+        "age_band",
+        "occupation",
+        "activity",
+        "item_popularity",
+    }
+    assert (
+        slices.groupby("dimension")["n"].sum().eq(30).all()
+    )  # every test example in one group per dimension
+    assert saved["test/max_gap"] >= saved.get("test/gap/gender", 0.0)
     assert saved["params/trainable"] == saved["params/total"] > 0
     assert saved["data/split_hash"] and saved["prompt/hash"]
 

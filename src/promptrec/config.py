@@ -48,17 +48,14 @@ class TaskConfig:
     head: str | None = None  # rating: regression | classes; next_item: catalog
     rating_levels: int = 5  # rating, head=classes: one class per star
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # next_item: top-K cut-offs
-    targets_per_user: int | None = (
-        None  # next_item: most recent training targets per user (null = all)
-    )
+    targets_per_user: int | None = None  # next_item: latest training targets per user; null = all
+    slice_min_examples: int = 20  # smaller test slices report their size but no metrics
 
 
 @dataclass
 class PromptConfig:
     name: str = MISSING
-    templates: dict[str, str] = (
-        MISSING  # task name → Jinja2 template over the fields in README "Prompts"
-    )
+    templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: README "Prompts")
     description: str = ""
 
 
@@ -111,9 +108,7 @@ class TrainConfig(_RunConfig):
 
 @dataclass
 class EvalConfig(_RunConfig):
-    use_run_config: bool = (
-        True  # take data/task/prompt/model/tuning from the checkpoint's run folder
-    )
+    use_run_config: bool = True  # data/task/prompt/model/tuning from the checkpoint's run
 
 
 def register_configs() -> None:

@@ -46,7 +46,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             for k, v in objects.trainer.callback_metrics.items()
             if k.startswith("test/")
         }
-        write_test_outputs(run_dir, objects.module.task, objects.module.test_predictions)
+        write_test_outputs(run_dir, objects.module)
         metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
         write_metrics(run_dir, metrics)
     finally:

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -24,12 +23,13 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def write_test_outputs(run_dir: Path, task, table: pd.DataFrame) -> Path:
-    """The task's per-example table (predictions.csv, or topk.csv for ranking, re-scorable later)
-    and its extra outputs, such as the preference task's calibration figure."""
-    path = Path(run_dir) / task.predictions_file
-    write_atomic(path, table.to_csv(index=False))
-    task.write_outputs(run_dir, table)
+def write_test_outputs(run_dir: Path, module) -> Path:
+    """The task's per-example table (predictions.csv, or topk.csv for ranking, re-scorable later),
+    the per-group metrics (slices.csv) and task extras such as the calibration figure."""
+    path = Path(run_dir) / module.task.predictions_file
+    write_atomic(path, module.test_predictions.to_csv(index=False))
+    write_atomic(Path(run_dir) / "slices.csv", module.test_slices.to_csv(index=False))
+    module.task.write_outputs(run_dir, module.test_predictions)
     return path
 
 

@@ -33,9 +33,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 trainer.checkpoint_callback.best_model_score
             )
         if cfg.test:
-            best = (
-                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            )
+            callback = trainer.checkpoint_callback
+            best = callback.best_model_path if callback else ""
             ckpt = best or (None if cfg.train else cfg.ckpt_path)
             trainer.test(
                 module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
@@ -44,7 +43,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
             )
             metrics["best_checkpoint"] = ckpt or ""
-            write_test_outputs(run_dir, module.task, module.test_predictions)
+            write_test_outputs(run_dir, module)
         metrics.update(module.run_info)
         write_metrics(run_dir, metrics)
     finally:

@@ -25,6 +25,7 @@ from promptrec.data.loaders import InteractionData, load_atomic, load_grouplens
 from promptrec.data.sources import fetch_grouplens_ml100k, fetch_recbole_ml100k, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.errors import ConfigError
+from promptrec.metrics.slices import Slicer
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.template import PromptTemplate, render_within_budget
 from promptrec.tasks import Task
@@ -69,6 +70,7 @@ class PreparedData:
     datasets: dict[str, datasets.Dataset]  # tokenised, one per split
     # per split: example_id, user_id, item_id, rating, labels, n_history_kept, text (+ task columns)
     examples: dict[str, pd.DataFrame]
+    slicer: Slicer  # user groups and item-popularity buckets for per-group test metrics
 
 
 class RecDataModule(L.LightningDataModule):
@@ -122,7 +124,8 @@ class RecDataModule(L.LightningDataModule):
         }
         for ds in loaded.values():
             ds.set_format("torch", columns=MODEL_COLUMNS)
-        return PreparedData(split_hash, loaded, examples)
+        slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
+        return PreparedData(split_hash, loaded, examples, slicer)
 
     def _tokenise_all(self, data: InteractionData, split: pd.DataFrame, folder: Path) -> None:
         contexts = ContextBuilder(data.items, data.users)

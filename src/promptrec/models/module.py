@@ -32,6 +32,7 @@ class RecModule(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.test_predictions: pd.DataFrame | None = None  # filled by test
+        self.test_slices: pd.DataFrame | None = None  # per-group test metrics
         self.run_info: dict = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -65,7 +66,7 @@ class RecModule(L.LightningModule):
         first[1:] = ids[1:] != ids[:-1]
         return ids[first], outputs[first]
 
-    def _evaluate(self, stage: str) -> pd.DataFrame:
+    def _evaluate(self, stage: str) -> tuple[pd.DataFrame, torch.Tensor, pd.DataFrame]:
         ids, outputs = self._gathered(stage)
         examples = self.trainer.datamodule.prepared.examples[stage].set_index(
             "example_id", drop=False
@@ -73,7 +74,7 @@ class RecModule(L.LightningModule):
         examples = examples.loc[ids.cpu().numpy()].reset_index(drop=True)
         metrics, table = self.task.evaluate(stage, outputs.cpu(), examples)
         self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
-        return table
+        return table, outputs.cpu(), examples
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("val", batch)
@@ -88,7 +89,11 @@ class RecModule(L.LightningModule):
         self._collect("test", batch)
 
     def on_test_epoch_end(self) -> None:
-        self.test_predictions = self._evaluate("test")
+        self.test_predictions, outputs, examples = self._evaluate("test")
+        monitor = self.task.cfg.monitor.replace("val/", "test/", 1)
+        slicer = self.trainer.datamodule.prepared.slicer
+        self.test_slices, gaps = slicer.evaluate(self.task, "test", outputs, examples, monitor)
+        self.log_dict(gaps, sync_dist=False)
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):

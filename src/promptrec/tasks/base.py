@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,9 @@ class Task(ABC):
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
+
+    def write_outputs(self, run_dir: Path, table: pd.DataFrame) -> None:  # noqa: B027
+        """Extra test outputs beside the per-example table (figures, …); none by default."""
 
     @abstractmethod
     def evaluate(

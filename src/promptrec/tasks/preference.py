@@ -35,6 +35,8 @@ class PreferenceTask(Task):
         metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False)
         metrics.update(logits, labels)
         values = {k: float(v) for k, v in metrics.compute().items()}
+        if labels.min() == labels.max():  # AUC needs both classes; torchmetrics would return 0
+            values[f"{stage}/auc"] = float("nan")
         gauc, users = grouped_auc(logits, labels, examples["user_id"].tolist())
         values[f"{stage}/gauc_users"] = float(users)  # users holding both classes
         if gauc is not None:
