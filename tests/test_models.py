@@ -11,7 +11,12 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import load_classifier, load_tokenizer, resolve_model_path
+from promptrec.models.backbone import (
+    TextScorer,
+    load_classifier,
+    load_tokenizer,
+    resolve_model_path,
+)
 from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
 from promptrec.tasks import build_task
@@ -94,7 +99,9 @@ def test_training_steps_run_in_train_mode_and_loss_falls(tiny_model_dir, tuning)
     tok = load_tokenizer(str(tiny_model_dir))
     model = apply_tuning(load_classifier(str(tiny_model_dir), 1), tuning)
     lr = LEARNING_RATES[tuning.mode]
-    module = RecModule(model, PREFERENCE, lambda p: torch.optim.AdamW(p, lr=lr), warmup_ratio=0.0)
+    module = RecModule(
+        TextScorer(model), PREFERENCE, lambda p: torch.optim.AdamW(p, lr=lr), warmup_ratio=0.0
+    )
     batch = _batch(tok)
     first = float(
         torch.nn.functional.binary_cross_entropy_with_logits(module(batch)[:, 0], batch["labels"])
@@ -120,7 +127,9 @@ def _losses_over_steps(model_dir, tuning, steps=10):
     torch.manual_seed(1234)
     tok = load_tokenizer(str(model_dir))
     module = RecModule(
-        apply_tuning(load_classifier(str(model_dir), 1), tuning), PREFERENCE, torch.optim.AdamW
+        TextScorer(apply_tuning(load_classifier(str(model_dir), 1), tuning)),
+        PREFERENCE,
+        torch.optim.AdamW,
     )
     optimizer = torch.optim.AdamW(
         [p for p in module.parameters() if p.requires_grad], lr=LEARNING_RATES[tuning.mode]

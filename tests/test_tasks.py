@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from sklearn import metrics as skm
 
 from conftest import compose_config, tiny_overrides
+from promptrec.data.catalog import Catalog
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError, DataError
@@ -40,7 +41,7 @@ def small(atomic_dir):
 def test_rating_regression_predicts_deviation_from_the_training_mean(small):
     data, split = small
     task = _task(name="rating", head="regression")
-    task.prepare(data, split)
+    task.prepare(Catalog.build(data.items, split), split)
     assert task.center == pytest.approx(split[split.split == "train"].rating.mean())
     ex = task.examples(split, "test", history_len=5)
     assert (ex.labels == ex.rating).all() and task.num_outputs == 1
@@ -55,7 +56,7 @@ def test_rating_regression_predicts_deviation_from_the_training_mean(small):
 def test_rating_classes_metrics_match_scikit_learn(small):
     data, split = small
     task = _task(name="rating", head="classes")
-    task.prepare(data, split)
+    task.prepare(Catalog.build(data.items, split), split)
     ex = task.examples(split, "test", history_len=5)
     assert sorted(set(ex.labels)) <= [0, 1, 2, 3, 4] and task.num_outputs == 5
     outputs = torch.randn(len(ex), 5, generator=torch.Generator().manual_seed(0))
@@ -77,7 +78,7 @@ def test_rating_classes_reject_half_stars(small):
     data, split = small
     task = _task(name="rating", head="classes")
     with pytest.raises(DataError, match="whole-star ratings"):
-        task.prepare(data, split.assign(rating=split.rating - 0.5))
+        task.prepare(Catalog.build(data.items, split), split.assign(rating=split.rating - 0.5))
     with pytest.raises(ConfigError, match="task.head='catalog' is not a rating head"):
         _task(name="rating", head="catalog")
 
@@ -85,7 +86,7 @@ def test_rating_classes_reject_half_stars(small):
 def test_next_item_catalogue_and_popularity_come_from_training_only(small):
     data, split = small
     task = _task(name="next_item", head="catalog")
-    task.prepare(data, split)
+    task.prepare(Catalog.build(data.items, split), split)
     assert task.num_outputs == 1682 and task.item_ids[0] == "1"
     train_counts = split[split.split == "train"].item_id.value_counts()
     top = train_counts.index[0]
@@ -96,7 +97,7 @@ def test_next_item_catalogue_and_popularity_come_from_training_only(small):
 def test_next_item_examples_and_exclusions(small):
     data, split = small
     task = _task(name="next_item", head="catalog", targets_per_user=2)
-    task.prepare(data, split)
+    task.prepare(Catalog.build(data.items, split), split)
     train_ex = task.examples(split, "train", history_len=5)
     assert train_ex.groupby("user_id").size().max() == 2 and train_ex.example_id.is_unique
     test_ex = task.examples(split, "test", history_len=5)
@@ -110,7 +111,7 @@ def test_next_item_examples_and_exclusions(small):
 def test_next_item_evaluation_never_recommends_seen_items(small):
     data, split = small
     task = _task(name="next_item", head="catalog", ks=[10])
-    task.prepare(data, split)
+    task.prepare(Catalog.build(data.items, split), split)
     ex = task.examples(split, "test", history_len=5)
     scores = torch.zeros(len(ex), task.num_outputs)
     for r, seen in enumerate(

@@ -84,7 +84,7 @@ def test_lora_run_trains_few_parameters(tiny_model_dir, data_dir, tmp_path):
     metrics, objects = train(cfg)
     assert metrics["params/trainable"] < 0.2 * metrics["params/total"]
     assert (tmp_path / "run" / "metrics.json").is_file()
-    assert objects["module"].model.peft_config["default"].r == 8
+    assert objects["module"].model.backbone.peft_config["default"].r == 8
 
 
 def test_bad_values_fail_before_anything_is_written(train_cfg, tmp_path):

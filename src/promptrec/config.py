@@ -78,8 +78,11 @@ class TuningConfig:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = MISSING  # Hub name or local folder; embedded models resolve offline
-    dropout: float | None = None  # None keeps the checkpoint's own hidden dropout
+    kind: str = "lm"  # lm (a BERT-family language model on prompts) | pop | mf (ID baselines)
+    name_or_path: str | None = None  # lm: Hub name or local folder; embedded models resolve offline
+    dropout: float | None = None  # lm: None keeps the checkpoint's own hidden dropout
+    dim: int = 64  # mf: embedding size
+    objective: str = "task"  # mf: task (the task's own loss) | bpr (pairwise, next_item)
 
 
 @dataclass
@@ -135,6 +138,18 @@ def validate(cfg) -> None:
         _check(
             d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
         )
+    _check(
+        cfg.model.kind != "lm" or bool(cfg.model.name_or_path),
+        "model.name_or_path",
+        cfg.model.name_or_path,
+        "set for a language model",
+    )
+    _check(
+        cfg.model.objective in ("task", "bpr"),
+        "model.objective",
+        cfg.model.objective,
+        "'task' or 'bpr'",
+    )
     _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
     _check(
         0 <= cfg.tuning.warmup_ratio < 1,

@@ -10,12 +10,15 @@ import os
 from dataclasses import dataclass
 
 import lightning as L
+import torch.nn as nn
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from promptrec.data.datamodule import RecDataModule
-from promptrec.models.backbone import load_classifier, load_tokenizer
+from promptrec.errors import ConfigError
+from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
+from promptrec.models.baselines import MatrixFactorization, Popularity
 from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
 from promptrec.tasks import build_task
@@ -30,21 +33,57 @@ class RunObjects:
 
 
 def build_datamodule(cfg: DictConfig) -> RecDataModule:
-    tokenizer = load_tokenizer(cfg.model.name_or_path)
+    """Prompt tokens for language models; user/item indices for ID-based baselines."""
+    tokenizer = load_tokenizer(cfg.model.name_or_path) if cfg.model.kind == "lm" else None
     datamodule = RecDataModule(cfg.data, build_task(cfg.task), cfg.prompt, tokenizer, cfg.seed)
     datamodule.prepare_data()  # fails early (bad template, missing data) before any model loads
     datamodule.setup()
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
+def language_model(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
     """The backbone with a head as wide as the task needs (known once the data is prepared)."""
-    task = datamodule.task
-    backbone = load_classifier(
-        cfg.model.name_or_path, num_labels=task.num_outputs, dropout=cfg.model.dropout
-    )
-    model = apply_tuning(backbone, cfg.tuning)
-    return RecModule(model, task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
+    head = datamodule.task.num_outputs
+    backbone = load_classifier(cfg.model.name_or_path, num_labels=head, dropout=cfg.model.dropout)
+    return TextScorer(apply_tuning(backbone, cfg.tuning))
+
+
+def popularity(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
+    if datamodule.task.name != "next_item":
+        raise ConfigError(
+            "model=pop ranks the catalogue by popularity: use it with task=next_item."
+        )
+    return Popularity(datamodule.prepared.catalog.popularity)
+
+
+def matrix_factorization(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
+    catalog, task = datamodule.prepared.catalog, datamodule.task
+    if cfg.model.objective == "bpr" and task.name != "next_item":
+        raise ConfigError(
+            "model.objective=bpr ranks items: use it with task=next_item (or model=mf)."
+        )
+    if task.name == "rating" and task.num_outputs != 1:
+        raise ConfigError(
+            "model=mf predicts one score per pair: use task.head=regression for rating."
+        )
+    return MatrixFactorization(len(catalog.user_ids), len(catalog.item_ids), cfg.model.dim,
+                               catalog_output=task.name == "next_item", objective=cfg.model.objective)  # fmt: skip
+
+
+MODEL_KINDS = {"lm": language_model, "pop": popularity, "mf": matrix_factorization}
+
+
+def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
+    if cfg.model.kind not in MODEL_KINDS:
+        raise ConfigError(
+            f"model.kind={cfg.model.kind!r} is unknown; choose one of {sorted(MODEL_KINDS)}."
+        )
+    if cfg.model.kind != "lm" and cfg.tuning.mode != "full":
+        raise ConfigError(
+            f"tuning={cfg.tuning.mode} applies to language models; baselines train in full (tuning=full)."
+        )
+    model = MODEL_KINDS[cfg.model.kind](cfg, datamodule)
+    return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -75,8 +114,9 @@ def build_run(cfg: DictConfig) -> RunObjects:
     trainer = build_trainer(cfg, loggers)
     run_info = {
         **count_parameters(module.model),
-        "prompt/name": cfg.prompt.name,
-        "prompt/hash": datamodule.template.content_hash,
+        "model/kind": cfg.model.kind,
+        "prompt/name": cfg.prompt.name if datamodule.template else "none",
+        "prompt/hash": datamodule.template.content_hash if datamodule.template else "none",
         "data/split_hash": datamodule.prepared.split_hash,
         **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
     }

@@ -25,8 +25,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     objects = build_run(cfg)
     trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
     try:
-        if cfg.train:
+        trainable = any(p.requires_grad for p in module.parameters())
+        if cfg.train and trainable:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        elif cfg.train:
+            print(
+                "model has no trainable parameters (e.g. model=pop): skipping fit, testing as built"
+            )
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
             metrics[f"{cfg.task.monitor}_best"] = float(

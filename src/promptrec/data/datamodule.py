@@ -1,7 +1,9 @@
 """Examples → prompts → token ids (``datasets``, cached on disk) → dynamically padded batches.
 
 The cache key covers everything that changes the tokens (source files, split, template, tokenizer,
-history/token budgets, cap and seed), so a changed template or file can never reuse stale tokens.
+task, history/token budgets, cap and seed), so a changed template or file never reuses stale
+tokens. Without a tokenizer (ID-based baselines) batches hold user and item indices built from the
+same split and the same task examples.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from promptrec.data.catalog import Catalog
 from promptrec.data.examples import cap_examples
-from promptrec.data.loaders import InteractionData, load_atomic, load_grouplens
-from promptrec.data.sources import fetch_grouplens_ml100k, fetch_recbole_ml100k, sha256_file
+from promptrec.data.loaders import InteractionData
+from promptrec.data.sources import open_source, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.errors import ConfigError
 from promptrec.metrics.slices import Slicer
@@ -32,30 +35,8 @@ from promptrec.tasks import Task
 
 CACHE_VERSION = "2"  # bump when example building or rendering changes meaning
 SPLITS = ("train", "val", "test")
-MODEL_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
-
-
-def _source_files(cfg) -> tuple[list[Path], callable]:
-    """Named loaders for each data.source; each fetches what is missing and returns its files."""
-    data_dir = Path(cfg.data_dir)
-    if cfg.source == "recbole":
-        folder = fetch_recbole_ml100k(data_dir)
-        return [folder / f"ml-100k.{s}" for s in ("inter", "item", "user")], lambda: load_atomic(
-            folder, "ml-100k"
-        )
-    if cfg.source == "grouplens":
-        folder = fetch_grouplens_ml100k(data_dir)
-        return [folder / f for f in ("u.data", "u.item", "u.user")], lambda: load_grouplens(folder)
-    if cfg.source == "atomic":
-        if not cfg.path:
-            raise ConfigError(
-                "data.source=atomic needs data.path: the folder holding <data.name>.inter/.item/.user."
-            )
-        folder = Path(cfg.path)
-        return [folder / f"{cfg.name}.{s}" for s in ("inter", "item", "user")], lambda: load_atomic(
-            folder, cfg.name
-        )
-    raise ConfigError(f"data.source={cfg.source!r} is not one of: recbole, grouplens, atomic.")
+TEXT_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
+ID_COLUMNS = ["user_idx", "item_idx", "labels", "example_id"]
 
 
 def _digest(*parts) -> str:
@@ -67,26 +48,30 @@ class PreparedData:
     """What the rest of a run needs to know about the data it trained and tested on."""
 
     split_hash: str
-    datasets: dict[str, datasets.Dataset]  # tokenised, one per split
-    # per split: example_id, user_id, item_id, rating, labels, n_history_kept, text (+ task columns)
-    examples: dict[str, pd.DataFrame]
+    datasets: dict[str, datasets.Dataset]  # model inputs, one per split
+    examples: dict[str, pd.DataFrame]  # per split: ids, rating, labels (+ text, n_history_kept, …)
     slicer: Slicer  # user groups and item-popularity buckets for per-group test metrics
+    catalog: Catalog  # user/item indices and training popularity
 
 
 class RecDataModule(L.LightningDataModule):
     def __init__(
-        self, data_cfg, task: Task, prompt_cfg, tokenizer: PreTrainedTokenizerBase, seed: int
+        self, data_cfg, task: Task, prompt_cfg, tokenizer: PreTrainedTokenizerBase | None, seed: int
     ):
         super().__init__()
-        self.cfg, self.task, self.seed = data_cfg, task, seed
-        if task.name not in prompt_cfg.templates:
-            raise ConfigError(
-                f"prompt '{prompt_cfg.name}' has no template for task '{task.name}' (it has: "
-                f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
+        self.cfg, self.task, self.seed, self.tokenizer = data_cfg, task, seed, tokenizer
+        self.template: PromptTemplate | None = None
+        self.collate = None  # ID batches: torch's default collation
+        if tokenizer is not None:
+            if task.name not in prompt_cfg.templates:
+                raise ConfigError(
+                    f"prompt '{prompt_cfg.name}' has no template for task '{task.name}' (it has: "
+                    f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
+                )
+            self.template = PromptTemplate(
+                prompt_cfg.name, prompt_cfg.templates[task.name], task.name
             )
-        self.template = PromptTemplate(prompt_cfg.name, prompt_cfg.templates[task.name], task.name)
-        self.tokenizer = tokenizer
-        self.collate = DataCollatorWithPadding(tokenizer)
+            self.collate = DataCollatorWithPadding(tokenizer)
         self.prepared: PreparedData | None = None
 
     # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
@@ -100,22 +85,55 @@ class RecDataModule(L.LightningDataModule):
 
     def _build(self) -> PreparedData:
         cfg = self.cfg
-        files, load = _source_files(cfg)
-        data: InteractionData = load()
+        files, data = open_source(cfg)
         source_key = _digest(
             [sha256_file(f) for f in files], cfg.max_users, cfg.min_user_interactions
         )
         interactions = select_users(data.interactions, cfg.max_users)
-        cache_dir = Path(cfg.cache_dir)
         split, split_hash = load_or_build_split(
-            interactions, cache_dir, source_key, cfg.min_user_interactions
+            interactions, Path(cfg.cache_dir), source_key, cfg.min_user_interactions
         )
-        self.task.prepare(data, split)
+        catalog = Catalog.build(data.items, split)
+        self.task.prepare(catalog, split)
+        if self.tokenizer is None:
+            loaded, examples = self._indexed(split, catalog)
+        else:
+            loaded, examples = self._tokenised(data, split, split_hash)
+        slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
+        return PreparedData(split_hash, loaded, examples, slicer, catalog)
+
+    def _examples(self, split: pd.DataFrame, which: str) -> pd.DataFrame:
+        frame = self.task.examples(split, which, self.cfg.history_len)
+        return (
+            cap_examples(frame, self.cfg.max_train_examples, self.seed)
+            if which == "train"
+            else frame
+        )
+
+    def _indexed(self, split: pd.DataFrame, catalog: Catalog) -> tuple[dict, dict]:
+        """User and item indices per split (cheap: built in memory every run)."""
+        loaded, examples = {}, {}
+        for which in SPLITS:
+            frame = self._examples(split, which)
+            frame = frame.assign(
+                user_idx=frame["user_id"].map(catalog.user_index).astype("int64"),
+                item_idx=frame["item_id"].map(catalog.item_index).astype("int64"),
+            )
+            loaded[which] = datasets.Dataset.from_pandas(frame[ID_COLUMNS], preserve_index=False)
+            loaded[which].set_format("torch", columns=ID_COLUMNS)
+            examples[which] = frame
+        return loaded, examples
+
+    def _tokenised(
+        self, data: InteractionData, split: pd.DataFrame, split_hash: str
+    ) -> tuple[dict, dict]:
+        """Prompt tokens per split, from the on-disk cache when its key matches."""
+        cfg = self.cfg
         tok_id = [self.tokenizer.name_or_path, type(self.tokenizer).__name__, len(self.tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
         key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, task_id,
                       cfg.history_len, cfg.max_tokens, cfg.max_train_examples, self.seed)  # fmt: skip
-        folder = cache_dir / f"tokens-{key}"
+        folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not (folder / "done").is_file():
             self._tokenise_all(data, split, folder)
         loaded = {s: datasets.load_from_disk(str(folder / s)) for s in SPLITS}
@@ -123,9 +141,8 @@ class RecDataModule(L.LightningDataModule):
             s: loaded[s].remove_columns(["input_ids", "attention_mask"]).to_pandas() for s in SPLITS
         }
         for ds in loaded.values():
-            ds.set_format("torch", columns=MODEL_COLUMNS)
-        slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
-        return PreparedData(split_hash, loaded, examples, slicer)
+            ds.set_format("torch", columns=TEXT_COLUMNS)
+        return loaded, examples
 
     def _tokenise_all(self, data: InteractionData, split: pd.DataFrame, folder: Path) -> None:
         contexts = ContextBuilder(data.items, data.users)
@@ -150,10 +167,7 @@ class RecDataModule(L.LightningDataModule):
         staging = folder.with_name(folder.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         for which in SPLITS:
-            frame = self.task.examples(split, which, self.cfg.history_len)
-            if which == "train":
-                frame = cap_examples(frame, self.cfg.max_train_examples, self.seed)
-            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = datasets.Dataset.from_pandas(self._examples(split, which), preserve_index=False)
             ds = ds.map(render, batched=True, remove_columns=["history_items", "history_ratings"],
                         new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
             ds.save_to_disk(str(staging / which))

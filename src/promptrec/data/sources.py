@@ -17,7 +17,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from promptrec.errors import DataError
+from promptrec.data.loaders import InteractionData, load_atomic, load_grouplens
+from promptrec.errors import ConfigError, DataError
 
 RECBOLE_WHEEL = "recbole==1.2.1"
 RECBOLE_MEMBER_DIR = "recbole/dataset_example/ml-100k/"
@@ -124,6 +125,27 @@ def fetch_grouplens_ml100k(data_dir: Path, url: str = GROUPLENS_URL) -> Path:
         )
         _publish(staging, target)
     return target
+
+
+def open_source(cfg) -> tuple[list[Path], InteractionData]:
+    """The files of ``data.source`` (fetched if missing) and their contents, through one loader."""
+    if cfg.source == "recbole":
+        folder = fetch_recbole_ml100k(Path(cfg.data_dir))
+        files = [folder / f"ml-100k.{s}" for s in ("inter", "item", "user")]
+        return files, load_atomic(folder, "ml-100k")
+    if cfg.source == "grouplens":
+        folder = fetch_grouplens_ml100k(Path(cfg.data_dir))
+        return [folder / f for f in GROUPLENS_FILES], load_grouplens(folder)
+    if cfg.source == "atomic":
+        if not cfg.path:
+            raise ConfigError(
+                "data.source=atomic needs data.path: the folder holding <data.name>.inter/.item/.user."
+            )
+        folder = Path(cfg.path)
+        return [folder / f"{cfg.name}.{s}" for s in ("inter", "item", "user")], load_atomic(
+            folder, cfg.name
+        )
+    raise ConfigError(f"data.source={cfg.source!r} is not one of: recbole, grouplens, atomic.")
 
 
 if __name__ == "__main__":  # `python -m promptrec.data.sources [data_dir]` — used by `make data`

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import torch
+import torch.nn as nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from promptrec.errors import ConfigError
@@ -54,3 +56,16 @@ def load_classifier(name_or_path: str, num_labels: int, dropout: float | None = 
     model = _load(AutoModelForSequenceClassification.from_pretrained, name_or_path, "model",
                   num_labels=num_labels, use_safetensors=None, **extra)  # fmt: skip
     return model.train()  # from_pretrained returns eval mode, and Lightning 2.6 would keep it so
+
+
+class TextScorer(nn.Module):
+    """A Hugging Face classifier behind the batch-dict interface that every model here shares."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.backbone(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits

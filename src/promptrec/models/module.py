@@ -1,4 +1,7 @@
-"""The LightningModule: prompt tokens → model outputs → the task's loss and evaluation.
+"""The LightningModule: a batch → model outputs → the task's loss and evaluation.
+
+The model is any ``nn.Module`` taking the batch dict: a language model on prompt tokens
+(``TextScorer``) or an ID-based baseline; the task decides what its outputs mean.
 
 Validation and test collect (example id, outputs) and evaluate once at the epoch end on the
 de-duplicated union of all ranks: Lightning's distributed sampler pads uneven splits by repeating
@@ -36,12 +39,13 @@ class RecModule(L.LightningModule):
         self.run_info: dict = {}
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).logits
+        return self.model(batch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.task.loss(self(batch), batch["labels"])
+        own_loss = getattr(self.model, "training_loss", None)  # e.g. BPR's pairwise loss
+        loss = own_loss(batch) if own_loss else None
+        if loss is None:
+            loss = self.task.loss(self(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from promptrec.data.loaders import InteractionData
+from promptrec.data.catalog import Catalog
 
 EXAMPLE_COLUMNS = [
     "example_id",
@@ -68,7 +68,7 @@ class Task(ABC):
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def prepare(self, data: InteractionData, split: pd.DataFrame) -> None:  # noqa: B027
+    def prepare(self, catalog: Catalog, split: pd.DataFrame) -> None:  # noqa: B027
         """Learn what the task needs from the catalogue and the *training* split (never val/test)."""
 
     @property

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
 from promptrec.tasks.base import Task, example_table, interaction_examples
@@ -38,16 +39,11 @@ class NextItemTask(Task):
             )
         self.item_ids: list[str] = []
 
-    def prepare(self, data, split: pd.DataFrame) -> None:
-        """Index the catalogue (every item of the item file, plus any only seen in interactions)."""
-        extra = sorted(set(split["item_id"]) - set(data.items["item_id"]))
-        self.item_ids = list(data.items["item_id"]) + extra
-        self.index = {item: i for i, item in enumerate(self.item_ids)}
-        train = split[split["split"] == "train"]
-        counts = train["item_id"].map(self.index).value_counts()
-        self.popularity = torch.zeros(len(self.item_ids), dtype=torch.float64)
-        self.popularity[torch.as_tensor(counts.index.to_numpy())] = torch.as_tensor(
-            counts.to_numpy(), dtype=torch.float64
+    def prepare(self, catalog: Catalog, split: pd.DataFrame) -> None:
+        self.item_ids, self.index, self.popularity = (
+            catalog.item_ids,
+            catalog.item_index,
+            catalog.popularity,
         )
 
     @property

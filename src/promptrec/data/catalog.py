@@ -1,0 +1,34 @@
+"""Integer ids for users and items, and item popularity, shared by tasks and ID-based models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+
+@dataclass
+class Catalog:
+    item_ids: list[
+        str
+    ]  # index → item id: every item of the item file, then any only in interactions
+    item_index: dict[str, int]
+    user_ids: list[str]
+    user_index: dict[str, int]
+    popularity: torch.Tensor  # training interactions per item (float64): never val/test
+
+    @classmethod
+    def build(cls, items: pd.DataFrame, split: pd.DataFrame) -> Catalog:
+        extra = sorted(set(split["item_id"]) - set(items["item_id"]))
+        item_ids = list(items["item_id"]) + extra
+        item_index = {item: i for i, item in enumerate(item_ids)}
+        user_ids = list(pd.unique(split["user_id"]))
+        counts = split.loc[split["split"] == "train", "item_id"].map(item_index).value_counts()
+        popularity = torch.zeros(len(item_ids), dtype=torch.float64)
+        popularity[torch.as_tensor(counts.index.to_numpy())] = torch.as_tensor(
+            counts.to_numpy(), dtype=torch.float64
+        )
+        return cls(
+            item_ids, item_index, user_ids, {u: i for i, u in enumerate(user_ids)}, popularity
+        )
