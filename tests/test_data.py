@@ -147,34 +147,39 @@ def test_split_is_deterministic_and_its_hash_stable(ml100k, split):
 
 def test_saved_split_is_reused_and_rebuilt_when_corrupted(ml100k, tmp_path):
     inter = select_users(ml100k.interactions, 20)
-    first, digest = load_or_build_split(inter, tmp_path, "k", 3)
+    first, digest = load_or_build_split(inter, tmp_path, "k", min_user_interactions=3)
     table = tmp_path / "split-k" / "split.parquet"
     mtime = table.stat().st_mtime_ns
-    _, again = load_or_build_split(inter, tmp_path, "k", 3)
+    _, again = load_or_build_split(inter, tmp_path, "k", min_user_interactions=3)
     assert again == digest and table.stat().st_mtime_ns == mtime  # reused, not rebuilt
     first.assign(rating=1.0).to_parquet(table, index=False)  # tamper with the saved file
-    rebuilt, third = load_or_build_split(inter, tmp_path, "k", 3)
+    rebuilt, third = load_or_build_split(inter, tmp_path, "k", min_user_interactions=3)
     assert third == digest
     pd.testing.assert_frame_equal(rebuilt, first)
 
 
 def test_history_never_holds_the_target_or_anything_later(split):
     """On the whole real data set: every history item precedes its target in the user's timeline."""
-    position = split.set_index(["user_id", "item_id"])["position"]
-    assert position.index.is_unique  # ML-100K has no repeated (user, item) pairs
+    positions = split[["user_id", "item_id", "position"]]
+    assert not positions.duplicated(["user_id", "item_id"]).any()  # ML-100K repeats no (user, item)
     for which in ("train", "val", "test"):
         ex = PREFERENCE.examples(split, which, history_len=50)
         assert len(ex) == (split["split"] == which).sum()
-        target_pos = position.loc[list(zip(ex.user_id, ex.item_id))].to_numpy()
-        hist = ex[["user_id", "history_items"]].explode("history_items").dropna()
-        hist_pos = position.loc[list(zip(hist.user_id, hist.history_items))].to_numpy()
-        target_of_row = pd.Series(target_pos, index=ex.index).loc[hist.index].to_numpy()
-        assert (hist_pos < target_of_row).all()
+        target = ex.merge(positions, on=["user_id", "item_id"], suffixes=("", "_split"))
+        assert (target.position == target.position_split).all()  # the example's own position
+        hist = (
+            ex[["example_id", "user_id", "position", "history_items"]]
+            .explode("history_items")
+            .dropna()
+        )
+        hist = hist.rename(columns={"history_items": "item_id"}).merge(
+            positions, on=["user_id", "item_id"], suffixes=("", "_hist")
+        )
+        assert len(hist) == ex.history_items.map(len).sum()
+        assert (hist.position_hist < hist.position).all()
         # the history is the *most recent* prefix: its last item sits right before the target
-        last = ex.history_items.map(lambda h: h[-1] if h else None)
-        has = last.notna()
-        last_pos = position.loc[list(zip(ex.user_id[has], last[has]))].to_numpy()
-        assert (last_pos == target_pos[has.to_numpy()] - 1).all()
+        last = hist.groupby("example_id").position_hist.max()
+        assert (last == ex.set_index("example_id").position.loc[last.index] - 1).all()
 
 
 def test_preference_labels_and_cap(split):

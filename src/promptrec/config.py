@@ -30,7 +30,13 @@ class DataConfig:
     data_dir: str = MISSING  # where fetched sources live
     cache_dir: str = MISSING  # where splits and token caches live
     max_users: int | None = None  # keep the first N users (quick runs, tests)
-    min_user_interactions: int = 3  # fewer → the user's rows stay in train only
+    split: str = "loo"  # loo | temporal | random | cold_user | cold_item
+    split_ratios: list[float] = field(
+        default_factory=lambda: [0.8, 0.1, 0.1]
+    )  # not loo: train/val/test
+    split_seed: int = 0  # random, cold_user, cold_item
+    few_shot: int | None = None  # train on K examples (drawn once per seed, saved), validate on K
+    min_user_interactions: int = 3  # loo: fewer → the user's rows stay in train only
     history_len: int = 10  # most recent history items offered to the prompt
     max_tokens: int = 128  # token budget; history is cut oldest-first to fit
     max_train_examples: int | None = None  # seeded cap on training examples (CPU runs)
@@ -134,7 +140,7 @@ def validate(cfg) -> None:
         _check(d[name] > 0, f"data.{name}", d[name], "a positive integer")
     _check(d.history_len >= 0, "data.history_len", d.history_len, "≥ 0")
     _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "≥ 0")
-    for name in ("max_users", "max_train_examples"):
+    for name in ("max_users", "max_train_examples", "few_shot"):
         _check(
             d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
         )

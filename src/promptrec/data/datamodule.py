@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from promptrec.data.catalog import Catalog
-from promptrec.data.examples import cap_examples
+from promptrec.data.examples import cap_examples, few_shot
 from promptrec.data.loaders import InteractionData
 from promptrec.data.sources import open_source, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
@@ -86,13 +86,12 @@ class RecDataModule(L.LightningDataModule):
     def _build(self) -> PreparedData:
         cfg = self.cfg
         files, data = open_source(cfg)
-        source_key = _digest(
-            [sha256_file(f) for f in files], cfg.max_users, cfg.min_user_interactions
-        )
+        settings = {"name": cfg.split, "min_user_interactions": cfg.min_user_interactions,
+                    "ratios": list(cfg.split_ratios), "seed": cfg.split_seed}  # fmt: skip
+        key = _digest([sha256_file(f) for f in files], cfg.max_users, settings)
         interactions = select_users(data.interactions, cfg.max_users)
-        split, split_hash = load_or_build_split(
-            interactions, Path(cfg.cache_dir), source_key, cfg.min_user_interactions
-        )
+        split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)
+        self._split_folder = Path(cfg.cache_dir) / f"split-{key}"
         catalog = Catalog.build(data.items, split)
         self.task.prepare(catalog, split)
         if self.tokenizer is None:
@@ -104,11 +103,15 @@ class RecDataModule(L.LightningDataModule):
 
     def _examples(self, split: pd.DataFrame, which: str) -> pd.DataFrame:
         frame = self.task.examples(split, which, self.cfg.history_len)
-        return (
-            cap_examples(frame, self.cfg.max_train_examples, self.seed)
-            if which == "train"
-            else frame
-        )
+        k, seed = self.cfg.few_shot, self.seed
+        if k is not None and which in ("train", "val"):  # TALLRec-style: K to train, K to validate
+            return few_shot(
+                frame,
+                k,
+                seed,
+                self._split_folder / f"fewshot-{self.task.name}-K{k}-seed{seed}-{which}.json",
+            )
+        return cap_examples(frame, self.cfg.max_train_examples, seed) if which == "train" else frame
 
     def _indexed(self, split: pd.DataFrame, catalog: Catalog) -> tuple[dict, dict]:
         """User and item indices per split (cheap: built in memory every run)."""
@@ -132,7 +135,7 @@ class RecDataModule(L.LightningDataModule):
         tok_id = [self.tokenizer.name_or_path, type(self.tokenizer).__name__, len(self.tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
         key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, task_id,
-                      cfg.history_len, cfg.max_tokens, cfg.max_train_examples, self.seed)  # fmt: skip
+                      cfg.history_len, cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not (folder / "done").is_file():
             self._tokenise_all(data, split, folder)

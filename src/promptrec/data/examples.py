@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -22,3 +26,27 @@ def cap_examples(examples: pd.DataFrame, limit: int | None, seed: int) -> pd.Dat
         return examples
     keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
     return examples.iloc[keep].reset_index(drop=True)
+
+
+def few_shot(examples: pd.DataFrame, k: int, seed: int, manifest: Path) -> pd.DataFrame:
+    """K examples drawn once per (K, seed) and saved, so every model and prompt sees the same K.
+
+    The manifest lists (user_id, position) pairs; a later run reads it instead of drawing again.
+    """
+    if manifest.is_file():
+        keys = {tuple(pair) for pair in json.loads(manifest.read_text())["examples"]}
+        chosen = examples[
+            [(u, int(p)) in keys for u, p in zip(examples["user_id"], examples["position"])]
+        ]
+        if len(chosen) == len(keys):
+            return chosen.reset_index(drop=True)
+    chosen = cap_examples(examples, k, seed)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "k": k,
+        "seed": seed,
+        "examples": [[u, int(p)] for u, p in zip(chosen["user_id"], chosen["position"])],
+    }
+    manifest.with_suffix(".tmp").write_text(json.dumps(payload))
+    os.replace(manifest.with_suffix(".tmp"), manifest)
+    return chosen

@@ -1,8 +1,9 @@
-"""Leave-one-out by time, per user: the last interaction is test, the one before is validation.
+"""Splits: which interactions train, validate and test. Each is saved once with a content hash.
 
-Ties in time are common (415 of 943 ML-100K users share their last timestamp with another
-interaction), so the sort is stable and keeps source-file order among ties. Breaking ties by item
-id would leak: ids correlate with release time.
+Every splitter orders each user's interactions in time. Ties in time are common (415 of 943
+ML-100K users share their last timestamp with another interaction), so the sort is stable and
+keeps source-file order among ties; breaking ties by item id would leak (ids follow release time).
+Rows marked ``history`` (cold-start users) are prompt input only, never training examples.
 """
 
 from __future__ import annotations
@@ -28,8 +29,27 @@ def select_users(interactions: pd.DataFrame, max_users: int | None) -> pd.DataFr
     return interactions[interactions["user_id"].isin(keep)].reset_index(drop=True)
 
 
-def leave_one_out(interactions: pd.DataFrame, min_user_interactions: int = 3) -> pd.DataFrame:
-    """Return the interactions ordered per user in time, with ``position`` and ``split`` columns.
+def _timeline(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Interactions ordered per user in time (ties keep file order), with a ``position`` column."""
+    frame = interactions.assign(_row=np.arange(len(interactions)))
+    frame = frame.sort_values(["user_id", "timestamp", "_row"], kind="mergesort")
+    return frame.assign(position=frame.groupby("user_id", sort=False).cumcount().to_numpy())
+
+
+def _finish(frame: pd.DataFrame, split: np.ndarray) -> pd.DataFrame:
+    return frame.assign(split=split).drop(columns="_row")[SPLIT_COLUMNS].reset_index(drop=True)
+
+
+def _check_ratios(ratios) -> tuple[float, float, float]:
+    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise ConfigError(
+            f"data.split_ratios={list(ratios)} must be three non-negative shares (train, val, test) summing to 1."
+        )
+    return tuple(ratios)
+
+
+def leave_one_out(interactions: pd.DataFrame, min_user_interactions: int = 3, **_) -> pd.DataFrame:
+    """Per user, in time: the last interaction is test, the one before validation, the rest train.
 
     Users with fewer than ``min_user_interactions`` interactions cannot give a train prefix, a
     validation and a test item, so all of theirs stay in train (they still teach the model) and
@@ -40,16 +60,86 @@ def leave_one_out(interactions: pd.DataFrame, min_user_interactions: int = 3) ->
             f"data.min_user_interactions={min_user_interactions} is too small: leave-one-out needs "
             "at least 3 interactions per evaluated user (train prefix, validation, test). Use ≥ 3."
         )
-    frame = interactions.assign(_row=np.arange(len(interactions)))
-    frame = frame.sort_values(["user_id", "timestamp", "_row"], kind="mergesort")
-    position = frame.groupby("user_id", sort=False).cumcount().to_numpy()
+    frame = _timeline(interactions)
+    position = frame["position"].to_numpy()
     count = frame.groupby("user_id", sort=False)["item_id"].transform("size").to_numpy()
     split = np.full(len(frame), "train", dtype=object)
     evaluated = count >= min_user_interactions
     split[evaluated & (position == count - 1)] = "test"
     split[evaluated & (position == count - 2)] = "val"
-    frame = frame.assign(position=position, split=split).drop(columns="_row")
-    return frame[SPLIT_COLUMNS].reset_index(drop=True)
+    return _finish(frame, split)
+
+
+def temporal(interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1), **_) -> pd.DataFrame:
+    """One global time cut: the earliest share of all interactions trains, later ones validate/test."""
+    train, val, _ = _check_ratios(ratios)
+    frame = _timeline(interactions)
+    order = np.lexsort((frame["_row"].to_numpy(), frame["timestamp"].to_numpy()))  # global time
+    rank = np.empty(len(frame), dtype=np.int64)
+    rank[order] = np.arange(len(frame))
+    share = rank / len(frame)
+    return _finish(
+        frame, np.where(share < train, "train", np.where(share < train + val, "val", "test"))
+    )
+
+
+def random_split(
+    interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 0, **_
+) -> pd.DataFrame:
+    """Each interaction to train/val/test at random (seeded); histories still only look back in time."""
+    train, val, _ = _check_ratios(ratios)
+    frame = _timeline(interactions)
+    draw = np.random.default_rng(seed).random(len(frame))[frame["_row"].to_numpy()]  # by file row
+    return _finish(
+        frame, np.where(draw < train, "train", np.where(draw < train + val, "val", "test"))
+    )
+
+
+def cold_user(
+    interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 0, **_
+) -> pd.DataFrame:
+    """Held-out users: never trained on. Their last interaction is the target (val or test users);
+    their earlier ones are ``history``: prompt input only, never a training example."""
+    train, val, _ = _check_ratios(ratios)
+    frame = _timeline(interactions)
+    users = pd.unique(interactions["user_id"])
+    draw = dict(zip(users, np.random.default_rng(seed).random(len(users))))
+    group = frame["user_id"].map(draw).to_numpy()
+    last = (
+        frame.groupby("user_id", sort=False)["position"].transform("max").to_numpy()
+        == frame["position"].to_numpy()
+    )
+    held = np.where(group < train, "train", np.where(group < train + val, "val", "test"))
+    return _finish(frame, np.where((held != "train") & ~last, "history", held))
+
+
+def cold_item(
+    interactions: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 0, **_
+) -> pd.DataFrame:
+    """Held-out items: every interaction with a val (test) item is a val (test) example; none trains."""
+    train, val, _ = _check_ratios(ratios)
+    frame = _timeline(interactions)
+    items = pd.unique(interactions["item_id"])
+    draw = dict(zip(items, np.random.default_rng(seed).random(len(items))))
+    group = frame["item_id"].map(draw).to_numpy()
+    return _finish(
+        frame, np.where(group < train, "train", np.where(group < train + val, "val", "test"))
+    )
+
+
+SPLITTERS = {
+    "loo": leave_one_out,
+    "temporal": temporal,
+    "random": random_split,
+    "cold_user": cold_user,
+    "cold_item": cold_item,
+}
+
+
+def make_split(interactions: pd.DataFrame, name: str = "loo", **settings) -> pd.DataFrame:
+    if name not in SPLITTERS:
+        raise ConfigError(f"data.split={name!r} is unknown; choose one of {sorted(SPLITTERS)}.")
+    return SPLITTERS[name](interactions, **settings)
 
 
 def content_hash(frame: pd.DataFrame) -> str:
@@ -59,7 +149,7 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 def load_or_build_split(
-    interactions: pd.DataFrame, cache_dir: Path, key: str, min_user_interactions: int
+    interactions: pd.DataFrame, cache_dir: Path, key: str, **settings
 ) -> tuple[pd.DataFrame, str]:
     """Build the split once per ``key`` (source + settings), save it with its content hash, reuse it.
 
@@ -72,18 +162,13 @@ def load_or_build_split(
         recorded = json.loads(meta_path.read_text())["content_hash"]
         if content_hash(saved) == recorded:
             return saved, recorded
-    frame = leave_one_out(interactions, min_user_interactions)
+    frame = make_split(interactions, **settings)
     digest = content_hash(frame)
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(f"{table}.tmp", index=False)
     os.replace(f"{table}.tmp", table)
     counts = frame["split"].value_counts().to_dict()
-    meta = {
-        "content_hash": digest,
-        "key": key,
-        "min_user_interactions": min_user_interactions,
-        "rows": counts,
-    }
+    meta = {"content_hash": digest, "key": key, "settings": settings, "rows": counts}
     meta_path.with_suffix(".tmp").write_text(json.dumps(meta, indent=2))
     os.replace(meta_path.with_suffix(".tmp"), meta_path)
     return frame, digest

@@ -22,31 +22,43 @@ EXAMPLE_COLUMNS = [
 ]
 
 
+# What a prompt of each split may show: earlier interactions of these splits only. Validation
+# never sees test rows, and training never sees either; ``history`` rows (cold-start users) are
+# prompt input only. For leave-one-out this is simply "everything earlier".
+VISIBLE = {"train": ("train",), "val": ("train", "history"), "test": ("train", "val", "history")}
+
+
 def interaction_examples(
     split: pd.DataFrame, which: str, history_len: int, seen: bool = False
 ) -> pd.DataFrame:
-    """One example per interaction of split ``which``, with the user's history strictly before it.
+    """One example per interaction of split ``which``, with the user's visible history before it.
 
-    ``split`` is ordered by user and position (as :func:`leave_one_out` returns it), so the
-    history is the preceding rows: never the target, never anything later. ``history_len`` keeps
-    the most recent items. With ``seen=True`` each example also lists *every* earlier item, which
+    ``split`` is ordered by user and position, so the history holds only earlier rows (never the
+    target, never anything later) of the splits in ``VISIBLE[which]``; ``history_len`` keeps the
+    most recent. With ``seen=True`` each example also lists *every* visible earlier item, which
     ranking tasks exclude from the candidates.
     """
     rows = []
-    for _, user in split.groupby("user_id", sort=False):
-        items, ratings = user["item_id"].to_numpy(), user["rating"].to_numpy()
-        for p in np.flatnonzero(user["split"].to_numpy() == which):
-            start = max(0, p - history_len)
+    for user_id, user in split.groupby("user_id", sort=False):
+        items, ratings, splits = (
+            user["item_id"].to_numpy(),
+            user["rating"].to_numpy(),
+            user["split"].to_numpy(),
+        )
+        visible = np.flatnonzero(np.isin(splits, VISIBLE[which]))
+        targets = np.flatnonzero(splits == which)
+        for p, cut in zip(targets.tolist(), np.searchsorted(visible, targets).tolist()):
+            recent = visible[max(0, cut - history_len) : cut]
             row = [
-                user["user_id"].iat[p],
+                user_id,
                 items[p],
                 float(ratings[p]),
-                int(p),
-                items[start:p].tolist(),
-                ratings[start:p].tolist(),
+                p,
+                items[recent].tolist(),
+                ratings[recent].tolist(),
             ]
             if seen:
-                row.append(items[:p].tolist())
+                row.append(items[visible[:cut]].tolist())
             rows.append(row)
     frame = pd.DataFrame(rows, columns=EXAMPLE_COLUMNS[1:] + (["seen_items"] if seen else []))
     frame.insert(0, "example_id", np.arange(len(frame), dtype=np.int64))
