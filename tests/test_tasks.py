@@ -28,6 +28,7 @@ def _task(**cfg):
         "ks": [1, 3],
         "targets_per_user": None,
         "head": None,
+        "eval_negatives": None,
     }
     return build_task(OmegaConf.create({**base, **cfg}))
 
@@ -150,8 +151,13 @@ def test_next_item_template_cannot_see_the_target(tiny_model_dir, data_dir, tmp_
             ["test/hr@10", "test/ndcg@20", "test/coverage@5", "test/gini@10"],
             "topk.csv",
         ),
+        (
+            ["task=next_item", "task.targets_per_user=2", "task.eval_negatives=50"],
+            ["test/hr@10", "test/mrr@5"],
+            "topk.csv",
+        ),
     ],
-    ids=["rating", "rating-classes", "next_item"],
+    ids=["rating", "rating-classes", "next_item", "next_item-sampled"],
 )
 def test_each_task_trains_end_to_end(tiny_model_dir, data_dir, tmp_path, overrides, keys, table):
     cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
@@ -162,3 +168,51 @@ def test_each_task_trains_end_to_end(tiny_model_dir, data_dir, tmp_path, overrid
     assert f"{cfg.task.monitor}_best" in saved
     rows = pd.read_csv(tmp_path / "run" / table, dtype=str)
     assert len(rows) == 30
+
+
+def test_sampled_negatives_are_saved_untouched_and_reused(small, tmp_path):
+    from promptrec.data.negatives import load_or_draw
+
+    data, split = small
+    catalog = Catalog.build(data.items, split)
+    uniform = load_or_draw(split, "test", catalog, 50, "uniform", 0, tmp_path)
+    assert len(uniform) == 25 and all(len(v) == 50 for v in uniform.values())
+    touched = split.groupby("user_id").item_id.agg(set)
+    for key, items in uniform.items():
+        assert not set(items) & touched[key.split(":")[0]]
+    saved = tmp_path / "negatives-test-uniform-N50-seed0.json"
+    saved.write_text(saved.read_text().replace(uniform[next(iter(uniform))][0], "1"))
+    assert (
+        load_or_draw(split, "test", catalog, 50, "uniform", 0, tmp_path) != uniform
+    )  # read back, not redrawn
+    popular = load_or_draw(split, "test", catalog, 50, "popularity", 0, tmp_path)
+
+    def mean_pop(drawn):
+        return np.mean(
+            [float(catalog.popularity[catalog.item_index[i]]) for v in drawn.values() for i in v]
+        )
+
+    assert mean_pop(popular) > 2 * mean_pop(uniform)
+
+
+def test_sampled_evaluation_ranks_only_the_target_and_its_negatives(small, tmp_path):
+    data, split = small
+    task = _task(
+        name="next_item",
+        head="catalog",
+        ks=[1],
+        eval_negatives=20,
+        negative_sampler="uniform",
+        negative_seed=0,
+    )
+    task.prepare(Catalog.build(data.items, split), split, tmp_path)
+    ex = task.examples(split, "test", history_len=5)
+    scores = torch.full(
+        (len(ex), task.num_outputs), 10.0
+    )  # every non-candidate would beat the target
+    for r, (user, position, target) in enumerate(zip(ex.user_id, ex.position, ex.labels)):
+        candidates = [task.index[i] for i in task.negatives["test"][f"{user}:{position}"]]
+        scores[r, candidates] = 0.0
+        scores[r, int(target)] = 1.0
+    metrics, table = task.evaluate("test", scores, ex)
+    assert metrics["test/hr@1"] == 1.0 and (table["items"] == table["target"]).all()

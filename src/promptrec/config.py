@@ -55,6 +55,11 @@ class TaskConfig:
     rating_levels: int = 5  # rating, head=classes: one class per star
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # next_item: top-K cut-offs
     targets_per_user: int | None = None  # next_item: latest training targets per user; null = all
+    eval_negatives: int | None = (
+        None  # next_item: rank among N sampled negatives (null = full catalogue)
+    )
+    negative_sampler: str = "uniform"  # next_item, sampled: uniform | popularity
+    negative_seed: int = 0
     slice_min_examples: int = 20  # smaller test slices report their size but no metrics
 
 

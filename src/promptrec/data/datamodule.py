@@ -93,7 +93,7 @@ class RecDataModule(L.LightningDataModule):
         split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)
         self._split_folder = Path(cfg.cache_dir) / f"split-{key}"
         catalog = Catalog.build(data.items, split)
-        self.task.prepare(catalog, split)
+        self.task.prepare(catalog, split, self._split_folder)
         if self.tokenizer is None:
             loaded, examples = self._indexed(split, catalog)
         else:

@@ -80,8 +80,9 @@ class Task(ABC):
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def prepare(self, catalog: Catalog, split: pd.DataFrame) -> None:  # noqa: B027
-        """Learn what the task needs from the catalogue and the *training* split (never val/test)."""
+    def prepare(self, catalog: Catalog, split: pd.DataFrame, folder: Path | None = None) -> None:  # noqa: B027
+        """Learn what the task needs from the catalogue and the *training* split (never val/test
+        labels); ``folder`` is the split's own folder, for files that must travel with it."""
 
     @property
     @abstractmethod

@@ -8,12 +8,15 @@ target: a template that uses ``target`` fails for this task.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from promptrec.data.catalog import Catalog
+from promptrec.data.negatives import load_or_draw
 from promptrec.errors import ConfigError
 from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
 from promptrec.tasks.base import Task, example_table, interaction_examples
@@ -39,12 +42,43 @@ class NextItemTask(Task):
             )
         self.item_ids: list[str] = []
 
-    def prepare(self, catalog: Catalog, split: pd.DataFrame) -> None:
+    def prepare(self, catalog: Catalog, split: pd.DataFrame, folder: Path | None = None) -> None:
         self.item_ids, self.index, self.popularity = (
             catalog.item_ids,
             catalog.item_index,
             catalog.popularity,
         )
+        self.negatives = {}
+        if (
+            self.cfg.eval_negatives is not None
+        ):  # sampled evaluation: the same candidates for every run
+            args = (
+                catalog,
+                self.cfg.eval_negatives,
+                self.cfg.negative_sampler,
+                self.cfg.negative_seed,
+                folder,
+            )
+            self.negatives = {which: load_or_draw(split, which, *args) for which in ("val", "test")}
+
+    def _excluded(
+        self, stage: str, examples: pd.DataFrame, targets: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Items that may not be ranked: the user's earlier items (full ranking), or everything but
+        the target and its saved negatives (sampled ranking). A re-consumed target stays rankable."""
+        if not self.negatives:
+            return [
+                torch.as_tensor(
+                    [self.index[i] for i in seen if self.index[i] != t], dtype=torch.long
+                )
+                for seen, t in zip(examples["seen_items"], targets.tolist())
+            ]
+        excluded = []
+        for user, position, t in zip(examples["user_id"], examples["position"], targets.tolist()):
+            keep = torch.ones(len(self.item_ids), dtype=torch.bool)
+            keep[[self.index[i] for i in self.negatives[stage][f"{user}:{position}"]] + [t]] = False
+            excluded.append(keep.nonzero().flatten())
+        return excluded
 
     @property
     def num_outputs(self) -> int:
@@ -70,10 +104,7 @@ class NextItemTask(Task):
         self, stage: str, outputs: torch.Tensor, examples: pd.DataFrame
     ) -> tuple[dict, pd.DataFrame]:
         targets = torch.as_tensor(examples["labels"].to_numpy(), dtype=torch.long)
-        exclude = [
-            torch.as_tensor([self.index[i] for i in seen if self.index[i] != t], dtype=torch.long)
-            for seen, t in zip(examples["seen_items"], targets.tolist())
-        ]  # a re-consumed target stays rankable
+        exclude = self._excluded(stage, examples, targets)
         scores = outputs.float().cpu()
         items, valid = rank_catalogue(scores, exclude, max(self.ks))
         metric = TopKMetrics(self.ks, self.popularity, prefix=f"{stage}/", sync_on_compute=False)

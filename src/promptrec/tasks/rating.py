@@ -37,7 +37,7 @@ class RatingTask(Task):
         self.levels = int(cfg.rating_levels)
         self.center = (1 + self.levels) / 2  # replaced by the training mean in prepare()
 
-    def prepare(self, catalog, split: pd.DataFrame) -> None:
+    def prepare(self, catalog, split: pd.DataFrame, folder=None) -> None:
         self.center = float(split.loc[split["split"] == "train", "rating"].mean())
         if self.cfg.head == "classes":
             ratings = split["rating"].to_numpy()
