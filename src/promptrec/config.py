@@ -89,11 +89,15 @@ class TuningConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "lm"  # lm (a BERT-family language model on prompts) | pop | mf (ID baselines)
+    kind: str = (
+        "lm"  # lm (a BERT-family language model on prompts) | pop | mf | sasrec (ID baselines)
+    )
     name_or_path: str | None = None  # lm: Hub name or local folder; embedded models resolve offline
     dropout: float | None = None  # lm: None keeps the checkpoint's own hidden dropout
     dim: int = 64  # mf: embedding size
     objective: str = "task"  # mf: task (the task's own loss) | bpr (pairwise, next_item)
+    layers: int = 2  # sasrec: Transformer layers
+    heads: int = 2  # sasrec: attention heads
 
 
 @dataclass

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from promptrec.data.datamodule import RecDataModule
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
-from promptrec.models.baselines import MatrixFactorization, Popularity
+from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
 from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
 from promptrec.tasks import build_task
@@ -70,7 +70,27 @@ def matrix_factorization(cfg: DictConfig, datamodule: RecDataModule) -> nn.Modul
                                catalog_output=task.name == "next_item", objective=cfg.model.objective)  # fmt: skip
 
 
-MODEL_KINDS = {"lm": language_model, "pop": popularity, "mf": matrix_factorization}
+def sasrec(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
+    if datamodule.task.name != "next_item":
+        raise ConfigError("model=sasrec predicts the next item: use it with task=next_item.")
+    m = cfg.model
+    dropout = 0.2 if m.dropout is None else m.dropout
+    return SASRec(
+        len(datamodule.prepared.catalog.item_ids),
+        max(1, cfg.data.history_len),
+        m.dim,
+        m.layers,
+        m.heads,
+        dropout,
+    )
+
+
+MODEL_KINDS = {
+    "lm": language_model,
+    "pop": popularity,
+    "mf": matrix_factorization,
+    "sasrec": sasrec,
+}
 
 
 def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:

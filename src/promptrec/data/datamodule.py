@@ -36,11 +36,17 @@ from promptrec.tasks import Task
 CACHE_VERSION = "2"  # bump when example building or rendering changes meaning
 SPLITS = ("train", "val", "test")
 TEXT_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
-ID_COLUMNS = ["user_idx", "item_idx", "labels", "example_id"]
+ID_COLUMNS = ["user_idx", "item_idx", "history_idx", "labels", "example_id"]
 
 
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _left_padded(history, index: dict[str, int], width: int) -> list[int]:
+    """Item ids + 1 (0 is padding), most recent last, left-padded to ``width`` (sequence models)."""
+    ids = [index[i] + 1 for i in history][-width:]
+    return [0] * (width - len(ids)) + ids
 
 
 @dataclass
@@ -115,12 +121,15 @@ class RecDataModule(L.LightningDataModule):
 
     def _indexed(self, split: pd.DataFrame, catalog: Catalog) -> tuple[dict, dict]:
         """User and item indices per split (cheap: built in memory every run)."""
-        loaded, examples = {}, {}
+        loaded, examples, width = {}, {}, max(1, self.cfg.history_len)
         for which in SPLITS:
             frame = self._examples(split, which)
             frame = frame.assign(
                 user_idx=frame["user_id"].map(catalog.user_index).astype("int64"),
                 item_idx=frame["item_id"].map(catalog.item_index).astype("int64"),
+                history_idx=[
+                    _left_padded(h, catalog.item_index, width) for h in frame["history_items"]
+                ],
             )
             loaded[which] = datasets.Dataset.from_pandas(frame[ID_COLUMNS], preserve_index=False)
             loaded[which].set_format("torch", columns=ID_COLUMNS)

@@ -61,3 +61,40 @@ class MatrixFactorization(nn.Module):
             0, self.item.num_embeddings, positives.shape, device=positives.device
         )
         return -F.logsigmoid(self.score(users, positives) - self.score(users, negatives)).mean()
+
+
+class SASRec(nn.Module):
+    """Self-attentive sequential recommendation (Kang & McAuley, 2018), cross-entropy variant.
+
+    A causal Transformer reads the user's recent item ids (oldest first, left-padded with 0); the
+    last position's state scores every catalogue item through the shared item embeddings.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        max_len: int,
+        dim: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)  # index 0 = padding
+        self.position = nn.Embedding(max_len, dim)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=dim, dropout=dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        seq = batch["history_idx"]  # (batch, max_len), 0 = padding
+        length = seq.shape[1]
+        x = self.item(seq) * self.item.embedding_dim**0.5 + self.position.weight[:length]
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1)
+        real = (seq != 0).unsqueeze(-1)  # padded positions carry zeros (as in the original SASRec);
+        h = self.encoder(self.dropout(x) * real, mask=causal)  # no key mask: a fully masked row is NaN
+        last = self.norm(h[:, -1])
+        return last @ self.item.weight[1:].T  # (batch, n_items)
