@@ -91,7 +91,9 @@ def test_id_baselines_train_end_to_end(tiny_model_dir, data_dir, tmp_path, overr
         tiny_model_dir, data_dir, tmp_path, *overrides, "trainer.max_epochs=2", "tuning.lr=0.01"
     )
     assert key in saved and np.isfinite(saved[key])
-    assert saved["params/trainable"] > 0 and saved["model/kind"] == overrides[0].split("=")[1].replace("bpr", "mf")
+    assert saved["params/trainable"] > 0 and saved["model/kind"] == overrides[0].split("=")[
+        1
+    ].replace("bpr", "mf")
 
 
 @pytest.mark.parametrize(

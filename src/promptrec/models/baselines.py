@@ -93,8 +93,12 @@ class SASRec(nn.Module):
         seq = batch["history_idx"]  # (batch, max_len), 0 = padding
         length = seq.shape[1]
         x = self.item(seq) * self.item.embedding_dim**0.5 + self.position.weight[:length]
-        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1)
+        causal = torch.triu(
+            torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1
+        )
         real = (seq != 0).unsqueeze(-1)  # padded positions carry zeros (as in the original SASRec);
-        h = self.encoder(self.dropout(x) * real, mask=causal)  # no key mask: a fully masked row is NaN
+        h = self.encoder(
+            self.dropout(x) * real, mask=causal
+        )  # no key mask: a fully masked row is NaN
         last = self.norm(h[:, -1])
         return last @ self.item.weight[1:].T  # (batch, n_items)
