@@ -10,17 +10,15 @@ import os
 from dataclasses import dataclass
 
 import lightning as L
-import torch.nn as nn
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from promptrec.data.datamodule import RecDataModule
-from promptrec.errors import ConfigError
-from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
-from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
+from promptrec.models.backbone import load_tokenizer
+from promptrec.models.build import build_model
 from promptrec.models.module import RecModule
-from promptrec.models.tuning import apply_tuning, count_parameters
+from promptrec.models.tuning import count_parameters
 from promptrec.tasks import build_task
 
 
@@ -41,68 +39,8 @@ def build_datamodule(cfg: DictConfig) -> RecDataModule:
     return datamodule
 
 
-def language_model(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
-    """The backbone with a head as wide as the task needs (known once the data is prepared)."""
-    head = datamodule.task.num_outputs
-    backbone = load_classifier(cfg.model.name_or_path, num_labels=head, dropout=cfg.model.dropout)
-    return TextScorer(apply_tuning(backbone, cfg.tuning))
-
-
-def popularity(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
-    if datamodule.task.name != "next_item":
-        raise ConfigError(
-            "model=pop ranks the catalogue by popularity: use it with task=next_item."
-        )
-    return Popularity(datamodule.prepared.catalog.popularity)
-
-
-def matrix_factorization(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
-    catalog, task = datamodule.prepared.catalog, datamodule.task
-    if cfg.model.objective == "bpr" and task.name != "next_item":
-        raise ConfigError(
-            "model.objective=bpr ranks items: use it with task=next_item (or model=mf)."
-        )
-    if task.name == "rating" and task.num_outputs != 1:
-        raise ConfigError(
-            "model=mf predicts one score per pair: use task.head=regression for rating."
-        )
-    return MatrixFactorization(len(catalog.user_ids), len(catalog.item_ids), cfg.model.dim,
-                               catalog_output=task.name == "next_item", objective=cfg.model.objective)  # fmt: skip
-
-
-def sasrec(cfg: DictConfig, datamodule: RecDataModule) -> nn.Module:
-    if datamodule.task.name != "next_item":
-        raise ConfigError("model=sasrec predicts the next item: use it with task=next_item.")
-    m = cfg.model
-    dropout = 0.2 if m.dropout is None else m.dropout
-    return SASRec(
-        len(datamodule.prepared.catalog.item_ids),
-        max(1, cfg.data.history_len),
-        m.dim,
-        m.layers,
-        m.heads,
-        dropout,
-    )
-
-
-MODEL_KINDS = {
-    "lm": language_model,
-    "pop": popularity,
-    "mf": matrix_factorization,
-    "sasrec": sasrec,
-}
-
-
 def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
-    if cfg.model.kind not in MODEL_KINDS:
-        raise ConfigError(
-            f"model.kind={cfg.model.kind!r} is unknown; choose one of {sorted(MODEL_KINDS)}."
-        )
-    if cfg.model.kind != "lm" and cfg.tuning.mode != "full":
-        raise ConfigError(
-            f"tuning={cfg.tuning.mode} applies to language models; baselines train in full (tuning=full)."
-        )
-    model = MODEL_KINDS[cfg.model.kind](cfg, datamodule)
+    model = build_model(cfg, datamodule)
     return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
 
 
