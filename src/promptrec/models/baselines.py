@@ -88,6 +88,13 @@ class SASRec(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
+        for table in (
+            self.item,
+            self.position,
+        ):  # unit-scale inputs after the √dim factor; logits ~ N(0, 1)
+            nn.init.normal_(table.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.item.weight[0].zero_()
 
     def forward(self, batch: dict) -> torch.Tensor:
         seq = batch["history_idx"]  # (batch, max_len), 0 = padding
