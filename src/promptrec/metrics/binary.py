@@ -8,6 +8,7 @@ Threshold metrics use p ≥ 0.5. An empty evaluation raises instead of reporting
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric, MetricCollection
@@ -19,6 +20,7 @@ from torchmetrics.classification import (
     BinaryPrecision,
     BinaryRecall,
 )
+from torchmetrics.functional.classification import binary_auroc
 
 
 class BinaryLogLoss(Metric):
@@ -86,13 +88,8 @@ def grouped_auc(scores: torch.Tensor, labels: torch.Tensor, groups) -> tuple[flo
     Leave-one-out gives each user a single test example, so GAUC is undefined there and is not
     reported; it becomes meaningful with several test examples per user.
     """
-    from torchmetrics.functional.classification import binary_auroc
-
-    frame = {}
-    for i, g in enumerate(groups):
-        frame.setdefault(g, []).append(i)
     total, weight, used = 0.0, 0, 0
-    for rows in frame.values():
+    for rows in pd.Series(list(groups)).groupby(list(groups), sort=False).indices.values():
         y = labels[rows]
         if 0 < int(y.sum()) < len(rows):
             total += float(binary_auroc(scores[rows], y.long())) * len(rows)

@@ -103,7 +103,7 @@ class NextItemTask(Task):
     def evaluate(
         self, stage: str, outputs: torch.Tensor, examples: pd.DataFrame
     ) -> tuple[dict, pd.DataFrame]:
-        targets = torch.as_tensor(examples["labels"].to_numpy(), dtype=torch.long)
+        targets = torch.tensor(examples["labels"].to_numpy(), dtype=torch.long)
         exclude = self._excluded(stage, examples, targets)
         scores = outputs.float().cpu()
         items, valid = rank_catalogue(scores, exclude, max(self.ks))

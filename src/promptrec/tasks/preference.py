@@ -31,7 +31,7 @@ class PreferenceTask(Task):
         self, stage: str, outputs: torch.Tensor, examples: pd.DataFrame
     ) -> tuple[dict, pd.DataFrame]:
         logits = outputs[:, 0].float().cpu()
-        labels = torch.as_tensor(examples["labels"].to_numpy(), dtype=torch.float32)
+        labels = torch.tensor(examples["labels"].to_numpy(), dtype=torch.float32)
         metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False)
         metrics.update(logits, labels)
         values = {k: float(v) for k, v in metrics.compute().items()}

@@ -80,7 +80,7 @@ class RatingTask(Task):
         if len(examples) == 0:
             raise ValueError(f"rating evaluation of '{stage}' got no examples")
         outputs = outputs.float().cpu()
-        truth = torch.as_tensor(examples["rating"].to_numpy(), dtype=torch.float32)
+        truth = torch.tensor(examples["rating"].to_numpy(), dtype=torch.float32)
         predicted = self.predict(outputs)
         values = {
             "rmse": MeanSquaredError(squared=False)(predicted, truth),
