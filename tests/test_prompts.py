@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from promptrec.config import config_dir
 from promptrec.errors import ConfigError
-from promptrec.prompts.template import PromptTemplate, render_within_budget
+from promptrec.prompts.template import ITEM_FIELDS, PromptTemplate, render_within_budget
 
 CONTEXT = {
     "user": {"id": "7", "age": 30, "gender": "F", "occupation": "writer"},
@@ -45,6 +45,16 @@ def test_unknown_field_is_a_config_error_naming_it(template, field):
         PromptTemplate("mine", template).render(CONTEXT)
     assert f"unknown field '{field}'" in str(err.value)
     assert "user.{id, age, gender, occupation}" in str(err.value)
+
+
+def test_item_template_sees_only_the_item():
+    cfg = OmegaConf.load(f"{config_dir()}/prompt/question.yaml")
+    item = PromptTemplate(cfg.name, cfg.templates.item, "item", ITEM_FIELDS)
+    assert item.render({"target": CONTEXT["target"]}) == "Star Wars (1977): Action, Sci-Fi"
+    with pytest.raises(ConfigError) as err:
+        PromptTemplate("mine", "{{ user.age }}", "item", ITEM_FIELDS).render({"target": {}})
+    assert "unknown field 'user'" in str(err.value)
+    assert "Available fields: target.{id, title, year, genres}." in str(err.value)
 
 
 def test_template_syntax_error_is_a_config_error():

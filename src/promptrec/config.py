@@ -51,7 +51,7 @@ class TaskConfig:
     monitor: str = MISSING  # checkpointing, early stopping and the sweeper's objective
     monitor_mode: str = "max"
     like_threshold: float = 4.0  # preference: label = rating ≥ this
-    head: str | None = None  # rating: regression | classes; next_item: catalog
+    head: str | None = None  # rating: regression | classes; next_item: catalog | two_tower
     rating_levels: int = 5  # rating, head=classes: one class per star
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # next_item: top-K cut-offs
     targets_per_user: int | None = None  # next_item: latest training targets per user; null = all
@@ -60,6 +60,9 @@ class TaskConfig:
     )
     negative_sampler: str = "uniform"  # next_item, sampled: uniform | popularity
     negative_seed: int = 0
+    temperature: float = 0.05  # next_item, two_tower: cosine / temperature = score
+    sampled_negatives: int = 0  # next_item, two_tower: uniform items added to in-batch candidates
+    item_max_tokens: int = 32  # next_item, two_tower: item texts are cut to this many tokens
     slice_min_examples: int = 20  # smaller test slices report their size but no metrics
 
 
@@ -178,6 +181,10 @@ def validate(cfg) -> None:
         cfg.task.monitor_mode,
         "'min' or 'max'",
     )
+    t = cfg.task
+    _check(t.temperature > 0, "task.temperature", t.temperature, "a positive number")
+    _check(t.sampled_negatives >= 0, "task.sampled_negatives", t.sampled_negatives, "≥ 0")
+    _check(t.item_max_tokens > 0, "task.item_max_tokens", t.item_max_tokens, "a positive integer")
     if cfg.tuning.mode == "lora":
         _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
                None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip

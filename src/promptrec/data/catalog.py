@@ -26,7 +26,7 @@ class Catalog:
         user_ids = list(pd.unique(split["user_id"]))
         counts = split.loc[split["split"] == "train", "item_id"].map(item_index).value_counts()
         popularity = torch.zeros(len(item_ids), dtype=torch.float64)
-        popularity[torch.as_tensor(counts.index.to_numpy())] = torch.as_tensor(
+        popularity[torch.tensor(counts.index.to_numpy())] = torch.tensor(
             counts.to_numpy(), dtype=torch.float64
         )
         return cls(

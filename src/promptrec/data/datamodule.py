@@ -18,6 +18,7 @@ from pathlib import Path
 import datasets
 import lightning as L
 import pandas as pd
+import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -30,7 +31,12 @@ from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.errors import ConfigError
 from promptrec.metrics.slices import Slicer
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import PromptTemplate, render_within_budget
+from promptrec.prompts.template import (
+    DEFAULT_ITEM_TEMPLATE,
+    ITEM_FIELDS,
+    PromptTemplate,
+    render_within_budget,
+)
 from promptrec.tasks import Task
 
 CACHE_VERSION = "2"  # bump when example building or rendering changes meaning
@@ -58,6 +64,8 @@ class PreparedData:
     examples: dict[str, pd.DataFrame]  # per split: ids, rating, labels (+ text, n_history_kept, …)
     slicer: Slicer  # user groups and item-popularity buckets for per-group test metrics
     catalog: Catalog  # user/item indices and training popularity
+    item_texts: list[str] | None = None  # two-tower models: every item's text, catalogue order
+    item_tokens: dict[str, torch.Tensor] | None = None  # … and its padded token ids
 
 
 class RecDataModule(L.LightningDataModule):
@@ -78,6 +86,9 @@ class RecDataModule(L.LightningDataModule):
                 prompt_cfg.name, prompt_cfg.templates[task.name], task.name
             )
             self.collate = DataCollatorWithPadding(tokenizer)
+            if task.item_tower:
+                text = prompt_cfg.templates.get("item", DEFAULT_ITEM_TEMPLATE)
+                self.item_template = PromptTemplate(prompt_cfg.name, text, "item", ITEM_FIELDS)
         self.prepared: PreparedData | None = None
 
     # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
@@ -105,7 +116,18 @@ class RecDataModule(L.LightningDataModule):
         else:
             loaded, examples = self._tokenised(data, split, split_hash)
         slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
-        return PreparedData(split_hash, loaded, examples, slicer, catalog)
+        prepared = PreparedData(split_hash, loaded, examples, slicer, catalog)
+        if self.tokenizer is not None and self.task.item_tower:
+            prepared.item_texts, prepared.item_tokens = self._item_inputs(data, catalog)
+        return prepared
+
+    def _item_inputs(self, data: InteractionData, catalog: Catalog) -> tuple[list, dict]:
+        """Every catalogue item as text and token ids (cheap: one short text per item)."""
+        contexts = ContextBuilder(data.items, data.users)
+        texts = [self.item_template.render({"target": contexts.item(i)}) for i in catalog.item_ids]
+        tokens = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
+                                max_length=self.task.cfg.item_max_tokens)  # fmt: skip
+        return texts, {k: tokens[k] for k in ("input_ids", "attention_mask")}
 
     def _examples(self, split: pd.DataFrame, which: str) -> pd.DataFrame:
         frame = self.task.examples(split, which, self.cfg.history_len)

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
 from promptrec.errors import ConfigError
 
@@ -56,6 +61,15 @@ def load_classifier(name_or_path: str, num_labels: int, dropout: float | None = 
     model = _load(AutoModelForSequenceClassification.from_pretrained, name_or_path, "model",
                   num_labels=num_labels, use_safetensors=None, **extra)  # fmt: skip
     return model.train()  # from_pretrained returns eval mode, and Lightning 2.6 would keep it so
+
+
+def load_encoder(name_or_path: str, dropout: float | None = None):
+    """The bare backbone (token vectors, no head), for models that pool and score themselves."""
+    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
+    model = _load(AutoModel.from_pretrained, name_or_path, "model", use_safetensors=None, **extra)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # unused by mean pooling; DDP rejects parameters that get no gradient
+    return model.train()
 
 
 class TextScorer(nn.Module):

@@ -11,16 +11,28 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import TextScorer, load_classifier
+from promptrec.models.backbone import TextScorer, load_classifier, load_encoder
 from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
 from promptrec.models.tuning import apply_tuning
+from promptrec.models.two_tower import TwoTowerScorer
 
 
 def language_model(cfg: DictConfig, datamodule) -> nn.Module:
     """The backbone with a head as wide as the task needs (known once the data is prepared)."""
-    head = datamodule.task.num_outputs
+    task = datamodule.task
+    if task.item_tower:
+        return two_tower(cfg, datamodule)
+    head = task.num_outputs
     backbone = load_classifier(cfg.model.name_or_path, num_labels=head, dropout=cfg.model.dropout)
     return TextScorer(apply_tuning(backbone, cfg.tuning))
+
+
+def two_tower(cfg: DictConfig, datamodule) -> nn.Module:
+    """One encoder for prompts and item texts (no head): see models/two_tower.py."""
+    encoder = apply_tuning(load_encoder(cfg.model.name_or_path, cfg.model.dropout), cfg.tuning)
+    tokens = datamodule.prepared.item_tokens
+    return TwoTowerScorer(encoder, tokens["input_ids"], tokens["attention_mask"],
+                          cfg.task.temperature, cfg.task.sampled_negatives)  # fmt: skip
 
 
 def popularity(cfg: DictConfig, datamodule) -> nn.Module:

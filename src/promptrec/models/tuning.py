@@ -21,10 +21,15 @@ def full(model: nn.Module, cfg) -> nn.Module:
     return model
 
 
+def peft_task_type(model: nn.Module) -> TaskType:
+    """SEQ_CLS makes peft train and save a classifier head in full; a bare encoder has none."""
+    return TaskType.SEQ_CLS if hasattr(model, "classifier") else TaskType.FEATURE_EXTRACTION
+
+
 def lora(model: nn.Module, cfg) -> nn.Module:
     """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full."""
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=peft_task_type(model),
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,

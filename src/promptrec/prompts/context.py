@@ -22,7 +22,7 @@ class ContextBuilder:
             for row in users.itertuples(index=False)
         }  # fmt: skip
 
-    def _item(self, item_id: str) -> dict:
+    def item(self, item_id: str) -> dict:
         item = self.items.get(item_id)
         return (
             dict(item)
@@ -32,10 +32,10 @@ class ContextBuilder:
 
     def build(self, user_id: str, item_id: str, history_items, history_ratings) -> dict:
         history = [
-            {**self._item(i), "rating": int(r) if float(r).is_integer() else float(r)}
+            {**self.item(i), "rating": int(r) if float(r).is_integer() else float(r)}
             for i, r in zip(history_items, history_ratings)
         ]
         user = self.users.get(
             user_id, {"id": user_id, "age": "unknown", "gender": "", "occupation": ""}
         )
-        return {"user": dict(user), "target": self._item(item_id), "history": history}
+        return {"user": dict(user), "target": self.item(item_id), "history": history}

@@ -23,6 +23,10 @@ FIELDS = {
 }
 
 
+# How a two-tower model writes an item when a prompt has no ``templates.item`` of its own.
+DEFAULT_ITEM_TEMPLATE = "{{ target.title }} ({{ target.year }}): {{ target.genres | join(', ') }}"
+
+
 class UnknownField(Exception):
     def __init__(self, owner: object, name: str):
         super().__init__(name)
@@ -47,17 +51,21 @@ for _name in dir(StrictUndefined):
         setattr(_RaisingUndefined, _name, _raise_unknown_field)
 
 
-def _field_list() -> str:
+# An item template describes one candidate item on its own: no user, no history.
+ITEM_FIELDS = {"target": FIELDS["target"]}
+
+
+def _field_list(fields: dict) -> str:
     return "; ".join(
-        f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in FIELDS.items()
+        f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in fields.items()
     )
 
 
 class PromptTemplate:
     """Compiled template + the identity (name, content hash) logged with every run."""
 
-    def __init__(self, name: str, text: str, task: str = ""):
-        self.name, self.text = name, text
+    def __init__(self, name: str, text: str, task: str = "", fields: dict = FIELDS):
+        self.name, self.text, self.fields = name, text, fields
         self.where = f"prompt '{name}'" + (f", template for task '{task}'," if task else "")
         self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
         env = ImmutableSandboxedEnvironment(
@@ -81,7 +89,7 @@ class PromptTemplate:
             field = f"{owner}.{exc.name}" if owner else exc.name
             raise ConfigError(
                 f"The {self.where} uses unknown field '{field}'. "
-                f"Available fields: {_field_list()}. Fix the spelling in the template."
+                f"Available fields: {_field_list(self.fields)}. Fix the spelling in the template."
             ) from None
 
 

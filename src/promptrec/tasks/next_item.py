@@ -1,7 +1,9 @@
 """Next-item recommendation: rank the whole catalogue for the user's held-out next item.
 
 ``task.head=catalog``: one output per catalogue item on the [CLS] representation, softmax
-cross-entropy; one forward pass scores every item. At evaluation, every item the user interacted
+cross-entropy; one forward pass scores every item. ``task.head=two_tower``: the same BERT encodes
+the prompt and each item's text (``prompt.templates.item``), see ``models/two_tower.py``; it can
+score items that never occur in training. At evaluation, every item the user interacted
 with before the target is excluded from the ranking (as RecBole does). The prompt never sees the
 target: a template that uses ``target`` fails for this task.
 """
@@ -21,7 +23,7 @@ from promptrec.errors import ConfigError
 from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
 from promptrec.tasks.base import Task, example_table, interaction_examples
 
-HEADS = ("catalog",)
+HEADS = ("catalog", "two_tower")
 
 
 class NextItemTask(Task):
@@ -79,6 +81,11 @@ class NextItemTask(Task):
             keep[[self.index[i] for i in self.negatives[stage][f"{user}:{position}"]] + [t]] = False
             excluded.append(keep.nonzero().flatten())
         return excluded
+
+    @property
+    def item_tower(self) -> bool:
+        """Items are scored from their text, so the data module must tokenise the catalogue."""
+        return self.cfg.head == "two_tower"
 
     @property
     def num_outputs(self) -> int:

@@ -1,0 +1,95 @@
+"""Two-tower next-item scorer: one BERT encodes the user's prompt and every item's text.
+
+The score of an item is the cosine of the two mean-pooled vectors divided by a temperature (as
+sentence-transformers trains MiniLM). Training uses softmax over the batch's target items plus
+optional uniformly sampled items; evaluation re-encodes the whole catalogue with the current
+weights, once per evaluation loop. Because items are text, the head scores items it never saw
+in training (cold-start items) — unlike the catalog head, whose output row for such an item
+never received a gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token vectors that are not padding."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class TwoTowerScorer(nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        item_input_ids: torch.Tensor,
+        item_attention_mask: torch.Tensor,
+        temperature: float = 0.05,
+        sampled_negatives: int = 0,
+        item_batch_size: int = 256,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        # item token ids travel with the module (device moves) but not into checkpoints: they are
+        # rebuilt from the data, so a checkpoint can score a catalogue with new items
+        self.register_buffer("item_input_ids", item_input_ids, persistent=False)
+        self.register_buffer("item_attention_mask", item_attention_mask, persistent=False)
+        self.temperature, self.sampled_negatives = temperature, sampled_negatives
+        self.item_batch_size = item_batch_size
+        self._catalogue: torch.Tensor | None = None  # item vectors for the current eval loop
+
+    @property
+    def num_items(self) -> int:
+        return self.item_input_ids.shape[0]
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return F.normalize(mean_pool(out.last_hidden_state, attention_mask), dim=-1)
+
+    def encode_items(self, index: torch.Tensor) -> torch.Tensor:
+        """Vectors of the given items, trimmed to their longest text (less padding to encode)."""
+        mask = self.item_attention_mask[index]
+        width = int(mask.sum(1).max())
+        return self.encode(self.item_input_ids[index, :width], mask[:, :width])
+
+    def catalogue_vectors(self) -> torch.Tensor:
+        if self._catalogue is None:
+            index = torch.arange(self.num_items, device=self.item_input_ids.device)
+            with torch.no_grad():
+                self._catalogue = torch.cat(
+                    [self.encode_items(chunk) for chunk in index.split(self.item_batch_size)]
+                )
+        return self._catalogue
+
+    def train(self, mode: bool = True):
+        # Lightning switches modes around every evaluation loop: the cached item vectors are
+        # dropped then, so each evaluation sees the weights as they are now
+        self._catalogue = None
+        return super().train(mode)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Scores of every catalogue item for each prompt: (batch, items)."""
+        users = self.encode(batch["input_ids"], batch["attention_mask"])
+        return users @ self.catalogue_vectors().T / self.temperature
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """Softmax cross-entropy over the batch's distinct targets (+ sampled items).
+
+        Distinct targets: two users with the same next item share one candidate, so neither is
+        pushed away from its own answer. A sampled item may be another user's target; it is then
+        that user's positive only once, as a distinct candidate.
+        """
+        targets = batch["labels"].long()
+        candidates = targets
+        if self.sampled_negatives > 0:
+            sampled = torch.randint(
+                self.num_items, (self.sampled_negatives,), device=targets.device
+            )
+            candidates = torch.cat([targets, sampled])
+        candidates, position = torch.unique(candidates, return_inverse=True)
+        users = self.encode(batch["input_ids"], batch["attention_mask"])
+        logits = users @ self.encode_items(candidates).T / self.temperature
+        return F.cross_entropy(logits, position[: len(targets)])
