@@ -67,10 +67,22 @@ class TaskConfig:
 
 
 @dataclass
+class SoftPromptConfig:
+    n_tokens: int = 10  # trainable vectors, one per [SOFT] marker
+    position: str = "prefix"  # prefix: N markers before the text | inline: the template places them
+    init_text: str | None = (
+        None  # start from this text's embeddings (null: random vocabulary words)
+    )
+
+
+@dataclass
 class PromptConfig:
     name: str = MISSING
     templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: README "Prompts")
     description: str = ""
+    # cloze: task name → label words per class (a list of word lists), or "titles" for next_item
+    verbalizer: dict[str, Any] | None = None
+    soft: SoftPromptConfig | None = None  # continuous prompt vectors (soft / hybrid strategies)
 
 
 @dataclass
@@ -181,6 +193,11 @@ def validate(cfg) -> None:
         cfg.task.monitor_mode,
         "'min' or 'max'",
     )
+    soft = cfg.prompt.get("soft")
+    if soft is not None:
+        _check(soft.n_tokens > 0, "prompt.soft.n_tokens", soft.n_tokens, "a positive integer")
+        _check(soft.position in ("prefix", "inline"), "prompt.soft.position", soft.position,
+               "'prefix' or 'inline'")  # fmt: skip
     t = cfg.task
     _check(t.temperature > 0, "task.temperature", t.temperature, "a positive number")
     _check(t.sampled_negatives >= 0, "task.sampled_negatives", t.sampled_negatives, "≥ 0")

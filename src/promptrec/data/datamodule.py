@@ -34,6 +34,7 @@ from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.template import (
     DEFAULT_ITEM_TEMPLATE,
     ITEM_FIELDS,
+    SOFT_TOKEN,
     PromptTemplate,
     render_within_budget,
 )
@@ -66,6 +67,7 @@ class PreparedData:
     catalog: Catalog  # user/item indices and training popularity
     item_texts: list[str] | None = None  # two-tower models: every item's text, catalogue order
     item_tokens: dict[str, torch.Tensor] | None = None  # … and its padded token ids
+    label_words: list[list[str]] | None = None  # cloze prompts: the verbalizer's words per class
 
 
 class RecDataModule(L.LightningDataModule):
@@ -82,14 +84,37 @@ class RecDataModule(L.LightningDataModule):
                     f"prompt '{prompt_cfg.name}' has no template for task '{task.name}' (it has: "
                     f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
                 )
-            self.template = PromptTemplate(
-                prompt_cfg.name, prompt_cfg.templates[task.name], task.name
-            )
+            self.template, self.slots = self._strategy(prompt_cfg, task, tokenizer)
             self.collate = DataCollatorWithPadding(tokenizer)
             if task.item_tower:
                 text = prompt_cfg.templates.get("item", DEFAULT_ITEM_TEMPLATE)
                 self.item_template = PromptTemplate(prompt_cfg.name, text, "item", ITEM_FIELDS)
+        self.verbalizer = (prompt_cfg.get("verbalizer") or {}) if tokenizer is not None else {}
         self.prepared: PreparedData | None = None
+
+    @staticmethod
+    def _strategy(prompt_cfg, task: Task, tokenizer) -> tuple[PromptTemplate, list]:
+        """The task's template, and the special slots each prompt must hold exactly: one [MASK]
+        for a cloze prompt, N [SOFT] markers for a soft prompt (prefix markers are added here)."""
+        text, slots, name = prompt_cfg.templates[task.name], [], prompt_cfg.name
+        if prompt_cfg.get("verbalizer") is not None:
+            if task.name not in prompt_cfg.verbalizer:
+                raise ConfigError(
+                    f"prompt '{name}' is a cloze prompt but has no verbalizer for task "
+                    f"'{task.name}'. Add prompt.verbalizer.{task.name}: label words per class."
+                )
+            fix = f"write {tokenizer.mask_token} exactly once in prompt.templates.{task.name}"
+            slots.append((tokenizer.mask_token_id, 1, tokenizer.mask_token, fix))
+        soft = prompt_cfg.get("soft")
+        if soft is not None:
+            tokenizer.add_tokens([SOFT_TOKEN], special_tokens=True)  # one token, never split
+            if soft.position == "prefix":
+                text = " ".join([SOFT_TOKEN] * soft.n_tokens) + " " + text
+            fix = f"make the template's {SOFT_TOKEN} markers match prompt.soft.n_tokens"
+            slots.append(
+                (tokenizer.convert_tokens_to_ids(SOFT_TOKEN), soft.n_tokens, SOFT_TOKEN, fix)
+            )
+        return PromptTemplate(name, text, task.name), slots
 
     # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
     def prepare_data(self) -> None:
@@ -119,7 +144,26 @@ class RecDataModule(L.LightningDataModule):
         prepared = PreparedData(split_hash, loaded, examples, slicer, catalog)
         if self.tokenizer is not None and self.task.item_tower:
             prepared.item_texts, prepared.item_tokens = self._item_inputs(data, catalog)
+        if self.verbalizer:
+            prepared.label_words = self._label_words(data, catalog)
         return prepared
+
+    def _label_words(self, data: InteractionData, catalog: Catalog) -> list[list[str]]:
+        """The verbalizer's words per class; ``titles`` makes each item's title its label word."""
+        spec, task = self.verbalizer[self.task.name], self.task
+        field = f"prompt.verbalizer.{task.name}"
+        if spec == "titles":
+            if task.name != "next_item":
+                raise ConfigError(f"{field}=titles names items; it only fits task=next_item.")
+            contexts = ContextBuilder(data.items, data.users)
+            return [[contexts.item(i)["title"]] for i in catalog.item_ids]
+        if isinstance(spec, str) or len(spec) != task.verbalizer_classes:
+            raise ConfigError(
+                f"{field} must list label words for {task.verbalizer_classes} classes (one list "
+                f"per class, in class order), got {spec!r}."
+            )
+        spec = OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec
+        return [[w] if isinstance(w, str) else [str(x) for x in w] for w in spec]
 
     def _item_inputs(self, data: InteractionData, catalog: Catalog) -> tuple[list, dict]:
         """Every catalogue item as text and token ids (cheap: one short text per item)."""
@@ -192,6 +236,13 @@ class RecDataModule(L.LightningDataModule):
                 if hide_target:  # the target is the answer: a template that uses it fails loudly
                     del context["target"]
                 text, ids, kept = render_within_budget(self.template, context, encode, max_tokens)
+                for token_id, want, token, fix in self.slots:
+                    if (got := list(ids).count(token_id)) != want:
+                        raise ConfigError(
+                            f"prompt '{self.template.name}' for task '{self.task.name}' rendered "
+                            f"{got} {token} token(s) where {want} are needed: {fix}. Rendered: "
+                            f"{text[:200]!r}"
+                        )
                 out["text"].append(text)
                 out["input_ids"].append(list(ids))
                 out["n_history_kept"].append(kept)

@@ -13,12 +13,14 @@ import torch
 import torch.nn as nn
 from transformers import (
     AutoModel,
+    AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedTokenizerBase,
 )
 
 from promptrec.errors import ConfigError
+from promptrec.models.soft_prompt import SoftPrompt, encoder_inputs
 
 # Hub name → (package, function returning the model folder).
 EMBEDDED_MODELS = {
@@ -72,14 +74,23 @@ def load_encoder(name_or_path: str, dropout: float | None = None):
     return model.train()
 
 
+def load_masked_lm(name_or_path: str, dropout: float | None = None):
+    """The backbone with its masked-LM head, for cloze prompts. A checkpoint saved without one
+    (MiniLM) gets a freshly initialised head transform: it must train (every tuning mode does)."""
+    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
+    model = _load(AutoModelForMaskedLM.from_pretrained, name_or_path, "model",
+                  use_safetensors=None, **extra)  # fmt: skip
+    return model.train()
+
+
 class TextScorer(nn.Module):
     """A Hugging Face classifier behind the batch-dict interface that every model here shares."""
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, soft: SoftPrompt | None = None):
         super().__init__()
-        self.backbone = backbone
+        self.backbone, self.soft = backbone, soft
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.backbone(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            **encoder_inputs(batch["input_ids"], self.soft), attention_mask=batch["attention_mask"]
         ).logits

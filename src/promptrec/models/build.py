@@ -11,20 +11,42 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import TextScorer, load_classifier, load_encoder
+from promptrec.models.backbone import TextScorer, load_classifier, load_encoder, load_masked_lm
 from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
+from promptrec.models.cloze import ClozeScorer
+from promptrec.models.soft_prompt import SoftPrompt
 from promptrec.models.tuning import apply_tuning
 from promptrec.models.two_tower import TwoTowerScorer
+from promptrec.prompts.template import SOFT_TOKEN
+from promptrec.prompts.verbalizer import Verbalizer
 
 
 def language_model(cfg: DictConfig, datamodule) -> nn.Module:
-    """The backbone with a head as wide as the task needs (known once the data is prepared)."""
-    task = datamodule.task
+    """A BERT scorer: classifier head, cloze (masked-LM + verbalizer) or two-tower."""
+    task, cloze = datamodule.task, datamodule.prepared.label_words is not None
+    if task.item_tower and cloze:
+        raise ConfigError(
+            f"prompt={cfg.prompt.name} scores classes through the [MASK] slot, while "
+            "task.head=two_tower scores item texts. Use task.head=catalog with a cloze prompt."
+        )
     if task.item_tower:
         return two_tower(cfg, datamodule)
-    head = task.num_outputs
-    backbone = load_classifier(cfg.model.name_or_path, num_labels=head, dropout=cfg.model.dropout)
-    return TextScorer(apply_tuning(backbone, cfg.tuning))
+    if cloze:
+        return cloze_model(cfg, datamodule)
+    backbone = load_classifier(cfg.model.name_or_path, num_labels=task.num_outputs,
+                               dropout=cfg.model.dropout)  # fmt: skip
+    backbone = apply_tuning(backbone, cfg.tuning)
+    return TextScorer(backbone, soft_prompt(cfg, datamodule, backbone))
+
+
+def cloze_model(cfg: DictConfig, datamodule) -> nn.Module:
+    """The masked-LM head at the template's [MASK], read through the prompt's verbalizer."""
+    tokenizer, task = datamodule.tokenizer, datamodule.task
+    backbone = apply_tuning(load_masked_lm(cfg.model.name_or_path, cfg.model.dropout), cfg.tuning)
+    verbalizer = Verbalizer(tokenizer, datamodule.prepared.label_words,
+                            where=f"prompt.verbalizer.{task.name}")  # fmt: skip
+    return ClozeScorer(backbone, verbalizer, tokenizer.mask_token_id, task.outputs_from_classes,
+                       soft_prompt(cfg, datamodule, backbone))  # fmt: skip
 
 
 def two_tower(cfg: DictConfig, datamodule) -> nn.Module:
@@ -32,7 +54,21 @@ def two_tower(cfg: DictConfig, datamodule) -> nn.Module:
     encoder = apply_tuning(load_encoder(cfg.model.name_or_path, cfg.model.dropout), cfg.tuning)
     tokens = datamodule.prepared.item_tokens
     return TwoTowerScorer(encoder, tokens["input_ids"], tokens["attention_mask"],
-                          cfg.task.temperature, cfg.task.sampled_negatives)  # fmt: skip
+                          cfg.task.temperature, cfg.task.sampled_negatives,
+                          soft=soft_prompt(cfg, datamodule, encoder))  # fmt: skip
+
+
+def soft_prompt(cfg: DictConfig, datamodule, backbone: nn.Module) -> SoftPrompt | None:
+    """Trainable vectors for the prompt's [SOFT] markers (none for a hard prompt)."""
+    soft = cfg.prompt.get("soft")
+    if soft is None:
+        return None
+    tokenizer = datamodule.tokenizer
+    init = (
+        tokenizer(soft.init_text, add_special_tokens=False)["input_ids"] if soft.init_text else None
+    )
+    return SoftPrompt(backbone.get_input_embeddings(), tokenizer.convert_tokens_to_ids(SOFT_TOKEN),
+                      soft.n_tokens, init)  # fmt: skip
 
 
 def popularity(cfg: DictConfig, datamodule) -> nn.Module:

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from promptrec.models.soft_prompt import SoftPrompt, encoder_inputs
+
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average of the token vectors that are not padding."""
@@ -30,9 +32,10 @@ class TwoTowerScorer(nn.Module):
         temperature: float = 0.05,
         sampled_negatives: int = 0,
         item_batch_size: int = 256,
+        soft: SoftPrompt | None = None,
     ):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.soft = encoder, soft  # soft prompt vectors: the user's prompt only
         # item token ids travel with the module (device moves) but not into checkpoints: they are
         # rebuilt from the data, so a checkpoint can score a catalogue with new items
         self.register_buffer("item_input_ids", item_input_ids, persistent=False)
@@ -45,8 +48,9 @@ class TwoTowerScorer(nn.Module):
     def num_items(self) -> int:
         return self.item_input_ids.shape[0]
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               soft: SoftPrompt | None = None) -> torch.Tensor:  # fmt: skip
+        out = self.encoder(**encoder_inputs(input_ids, soft), attention_mask=attention_mask)
         return F.normalize(mean_pool(out.last_hidden_state, attention_mask), dim=-1)
 
     def encode_items(self, index: torch.Tensor) -> torch.Tensor:
@@ -72,7 +76,7 @@ class TwoTowerScorer(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Scores of every catalogue item for each prompt: (batch, items)."""
-        users = self.encode(batch["input_ids"], batch["attention_mask"])
+        users = self.encode(batch["input_ids"], batch["attention_mask"], self.soft)
         return users @ self.catalogue_vectors().T / self.temperature
 
     def training_loss(self, batch: dict) -> torch.Tensor:
@@ -90,6 +94,6 @@ class TwoTowerScorer(nn.Module):
             )
             candidates = torch.cat([targets, sampled])
         candidates, position = torch.unique(candidates, return_inverse=True)
-        users = self.encode(batch["input_ids"], batch["attention_mask"])
+        users = self.encode(batch["input_ids"], batch["attention_mask"], self.soft)
         logits = users @ self.encode_items(candidates).T / self.temperature
         return F.cross_entropy(logits, position[: len(targets)])

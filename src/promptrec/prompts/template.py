@@ -23,6 +23,9 @@ FIELDS = {
 }
 
 
+# A soft-prompt slot: the model replaces each with a trainable vector (models/soft_prompt.py).
+SOFT_TOKEN = "[SOFT]"
+
 # How a two-tower model writes an item when a prompt has no ``templates.item`` of its own.
 DEFAULT_ITEM_TEMPLATE = "{{ target.title }} ({{ target.year }}): {{ target.genres | join(', ') }}"
 

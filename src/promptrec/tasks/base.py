@@ -90,6 +90,15 @@ class Task(ABC):
     def num_outputs(self) -> int:
         """Width of the model's output layer."""
 
+    @property
+    def verbalizer_classes(self) -> int:
+        """How many classes a cloze prompt's verbalizer must name (see ``outputs_from_classes``)."""
+        raise NotImplementedError(f"task {self.name} has no cloze form")
+
+    def outputs_from_classes(self, scores: torch.Tensor) -> torch.Tensor:
+        """Verbalizer class scores (log-probabilities) → this task's outputs."""
+        return scores
+
     @abstractmethod
     def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
         """Examples of one split, with a ``labels`` column the loss understands."""

@@ -88,6 +88,10 @@ class NextItemTask(Task):
         return self.cfg.head == "two_tower"
 
     @property
+    def verbalizer_classes(self) -> int:
+        return self.num_outputs  # one label word per item: its title
+
+    @property
     def num_outputs(self) -> int:
         if not self.item_ids:
             raise RuntimeError("NextItemTask.prepare() must run before the model is built")

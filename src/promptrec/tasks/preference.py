@@ -20,6 +20,12 @@ class PreferenceTask(Task):
     def num_outputs(self) -> int:
         return 1
 
+    verbalizer_classes = 2  # dislike, like
+
+    def outputs_from_classes(self, scores: torch.Tensor) -> torch.Tensor:
+        """The log-odds of "like": sigmoid of it is the softmax over the two classes."""
+        return (scores[:, 1] - scores[:, 0]).unsqueeze(1)
+
     def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
         frame = interaction_examples(split, which, history_len)
         return frame.assign(labels=(frame["rating"] >= self.cfg.like_threshold).astype("float32"))

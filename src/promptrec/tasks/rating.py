@@ -56,6 +56,17 @@ class RatingTask(Task):
     def num_outputs(self) -> int:
         return 1 if self.cfg.head == "regression" else self.levels
 
+    @property
+    def verbalizer_classes(self) -> int:
+        return self.levels  # one label word (or several) per star
+
+    def outputs_from_classes(self, scores: torch.Tensor) -> torch.Tensor:
+        """Classes: the scores as logits. Regression: the expected star minus the training mean."""
+        if self.cfg.head == "classes":
+            return scores
+        stars = torch.arange(1, self.levels + 1, dtype=scores.dtype, device=scores.device)
+        return (scores.softmax(dim=1) @ stars - self.center).unsqueeze(1)
+
     def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
         frame = interaction_examples(split, which, history_len)
         if self.cfg.head == "regression":
