@@ -47,6 +47,15 @@ def test_unknown_field_is_a_config_error_naming_it(template, field):
     assert "user.{id, age, gender, occupation}" in str(err.value)
 
 
+def test_k_counts_the_history_items_the_prompt_shows():
+    template = PromptTemplate(
+        "mine", "last {{ k }}: {{ history | map(attribute='title') | join(', ') }}"
+    )
+    assert template.render(CONTEXT) == "last 8: " + ", ".join(f"Movie {i}" for i in range(8))
+    text, _, kept = render_within_budget(template, CONTEXT, lambda t: t.split(), max_tokens=8)
+    assert kept == 3 and text == "last 3: Movie 5, Movie 6, Movie 7"
+
+
 def test_item_template_sees_only_the_item():
     cfg = OmegaConf.load(f"{config_dir()}/prompt/question.yaml")
     item = PromptTemplate(cfg.name, cfg.templates.item, "item", ITEM_FIELDS)

@@ -83,6 +83,8 @@ class PromptConfig:
     # cloze: task name → label words per class (a list of word lists), or "titles" for next_item
     verbalizer: dict[str, Any] | None = None
     soft: SoftPromptConfig | None = None  # continuous prompt vectors (soft / hybrid strategies)
+    pool: dict[str, list[str]] | None = None  # task → paraphrased templates (indices 1, 2, …)
+    seen: list[int] | None = None  # templates trained on (0 = templates.<task>); null = [0]
 
 
 @dataclass
@@ -144,8 +146,35 @@ class EvalConfig(_RunConfig):
     use_run_config: bool = True  # data/task/prompt/model/tuning from the checkpoint's run
 
 
+@dataclass
+class PromptsConfig(_RunConfig):
+    split: str = "test"  # which split to show and summarise
+    n_examples: int = 3
+
+
+@dataclass
+class ExplainConfig(EvalConfig):
+    split: str = "test"  # whose examples to explain
+    users: list[str] = field(default_factory=list)  # empty: the first n_users of the split
+    n_users: int = 3
+
+
+@dataclass
+class PerturbationConfig:
+    name: str = MISSING  # shuffle_history | drop_history
+    fraction: float = 0.0  # drop_history: share of history items left out
+
+
+@dataclass
+class RobustnessConfig(EvalConfig):
+    perturbations: list[PerturbationConfig] = field(default_factory=list)
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
+    cs.store(name="prompts_schema", node=PromptsConfig)
+    cs.store(name="explain_schema", node=ExplainConfig)
+    cs.store(name="robustness_schema", node=RobustnessConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)
 

@@ -1,4 +1,4 @@
-"""What a finished run leaves behind: metrics.json, predictions.csv and a table on the terminal."""
+"""What a run leaves behind: metrics.json, predictions.csv, prompt examples, a terminal table."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
+from lightning.pytorch.loggers import Logger, WandbLogger
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +33,14 @@ def write_test_outputs(run_dir: Path, module) -> Path:
     write_atomic(Path(run_dir) / "slices.csv", module.test_slices.to_csv(index=False))
     module.task.write_outputs(run_dir, module.test_predictions)
     return path
+
+
+def log_prompt_examples(run_dir: Path, loggers: list[Logger], sample: pd.DataFrame) -> None:
+    """Rendered training prompts: ``prompt_examples.csv`` in the run folder and a W&B table."""
+    write_atomic(Path(run_dir) / "prompt_examples.csv", sample.to_csv(index=False))
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key="prompts/examples", dataframe=sample)
 
 
 def print_metrics(metrics: dict, title: str) -> None:

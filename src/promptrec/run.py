@@ -74,7 +74,7 @@ def build_run(cfg: DictConfig) -> RunObjects:
         **count_parameters(module.model),
         "model/kind": cfg.model.kind,
         "prompt/name": cfg.prompt.name if datamodule.template else "none",
-        "prompt/hash": datamodule.template.content_hash if datamodule.template else "none",
+        "prompt/hash": datamodule.prompt_hash if datamodule.template else "none",
         "data/split_hash": datamodule.prepared.split_hash,
         **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
     }

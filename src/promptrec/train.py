@@ -9,7 +9,13 @@ from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
-from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
+from promptrec.prompts.inspect import sample_prompts
+from promptrec.reporting import (
+    log_prompt_examples,
+    print_metrics,
+    write_metrics,
+    write_test_outputs,
+)
 from promptrec.run import build_run, close_loggers
 
 
@@ -25,6 +31,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     objects = build_run(cfg)
     trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
     try:
+        if datamodule.tokenizer is not None:  # what the model sees, logged before it trains
+            log_prompt_examples(
+                run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
+            )
         trainable = any(p.requires_grad for p in module.parameters())
         if cfg.train and trainable:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import datasets
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
@@ -31,16 +32,11 @@ from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.errors import ConfigError
 from promptrec.metrics.slices import Slicer
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import (
-    DEFAULT_ITEM_TEMPLATE,
-    ITEM_FIELDS,
-    SOFT_TOKEN,
-    PromptTemplate,
-    render_within_budget,
-)
+from promptrec.prompts.encoder import PromptEncoder, task_templates
+from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
 from promptrec.tasks import Task
 
-CACHE_VERSION = "2"  # bump when example building or rendering changes meaning
+CACHE_VERSION = "4"  # bump when example building or rendering changes meaning
 SPLITS = ("train", "val", "test")
 TEXT_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
 ID_COLUMNS = ["user_idx", "item_idx", "history_idx", "labels", "example_id"]
@@ -68,6 +64,7 @@ class PreparedData:
     item_texts: list[str] | None = None  # two-tower models: every item's text, catalogue order
     item_tokens: dict[str, torch.Tensor] | None = None  # … and its padded token ids
     label_words: list[list[str]] | None = None  # cloze prompts: the verbalizer's words per class
+    encoder: PromptEncoder | None = None  # language models: encodes further (edited) examples
 
 
 class RecDataModule(L.LightningDataModule):
@@ -79,42 +76,25 @@ class RecDataModule(L.LightningDataModule):
         self.template: PromptTemplate | None = None
         self.collate = None  # ID batches: torch's default collation
         if tokenizer is not None:
-            if task.name not in prompt_cfg.templates:
+            self.templates, self.slots = task_templates(prompt_cfg, task, tokenizer)
+            self.template = self.templates[0]
+            self.seen = [int(k) for k in (prompt_cfg.get("seen") or [0])]
+            if not self.seen or not all(0 <= k < len(self.templates) for k in self.seen):
                 raise ConfigError(
-                    f"prompt '{prompt_cfg.name}' has no template for task '{task.name}' (it has: "
-                    f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
+                    f"prompt.seen={self.seen} must list template indices in 0..{len(self.templates) - 1} "
+                    f"(0 = prompt.templates.{task.name}, 1.. = prompt.pool.{task.name})."
                 )
-            self.template, self.slots = self._strategy(prompt_cfg, task, tokenizer)
+            # one hash for every template this run can render, and which ones it trains on
+            hashes = [t.content_hash for t in self.templates]
+            self.prompt_hash = (
+                self.template.content_hash if len(hashes) == 1 else _digest(hashes, self.seen)[:12]
+            )
             self.collate = DataCollatorWithPadding(tokenizer)
             if task.item_tower:
                 text = prompt_cfg.templates.get("item", DEFAULT_ITEM_TEMPLATE)
                 self.item_template = PromptTemplate(prompt_cfg.name, text, "item", ITEM_FIELDS)
         self.verbalizer = (prompt_cfg.get("verbalizer") or {}) if tokenizer is not None else {}
         self.prepared: PreparedData | None = None
-
-    @staticmethod
-    def _strategy(prompt_cfg, task: Task, tokenizer) -> tuple[PromptTemplate, list]:
-        """The task's template, and the special slots each prompt must hold exactly: one [MASK]
-        for a cloze prompt, N [SOFT] markers for a soft prompt (prefix markers are added here)."""
-        text, slots, name = prompt_cfg.templates[task.name], [], prompt_cfg.name
-        if prompt_cfg.get("verbalizer") is not None:
-            if task.name not in prompt_cfg.verbalizer:
-                raise ConfigError(
-                    f"prompt '{name}' is a cloze prompt but has no verbalizer for task "
-                    f"'{task.name}'. Add prompt.verbalizer.{task.name}: label words per class."
-                )
-            fix = f"write {tokenizer.mask_token} exactly once in prompt.templates.{task.name}"
-            slots.append((tokenizer.mask_token_id, 1, tokenizer.mask_token, fix))
-        soft = prompt_cfg.get("soft")
-        if soft is not None:
-            tokenizer.add_tokens([SOFT_TOKEN], special_tokens=True)  # one token, never split
-            if soft.position == "prefix":
-                text = " ".join([SOFT_TOKEN] * soft.n_tokens) + " " + text
-            fix = f"make the template's {SOFT_TOKEN} markers match prompt.soft.n_tokens"
-            slots.append(
-                (tokenizer.convert_tokens_to_ids(SOFT_TOKEN), soft.n_tokens, SOFT_TOKEN, fix)
-            )
-        return PromptTemplate(name, text, task.name), slots
 
     # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
     def prepare_data(self) -> None:
@@ -139,9 +119,12 @@ class RecDataModule(L.LightningDataModule):
         if self.tokenizer is None:
             loaded, examples = self._indexed(split, catalog)
         else:
-            loaded, examples = self._tokenised(data, split, split_hash)
+            encoder = self.prompt_encoder(data)
+            loaded, examples = self._tokenised(encoder, split, split_hash)
         slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
         prepared = PreparedData(split_hash, loaded, examples, slicer, catalog)
+        if self.tokenizer is not None:
+            prepared.encoder = encoder
         if self.tokenizer is not None and self.task.item_tower:
             prepared.item_texts, prepared.item_tokens = self._item_inputs(data, catalog)
         if self.verbalizer:
@@ -203,17 +186,17 @@ class RecDataModule(L.LightningDataModule):
         return loaded, examples
 
     def _tokenised(
-        self, data: InteractionData, split: pd.DataFrame, split_hash: str
+        self, encoder: PromptEncoder, split: pd.DataFrame, split_hash: str
     ) -> tuple[dict, dict]:
         """Prompt tokens per split, from the on-disk cache when its key matches."""
         cfg = self.cfg
         tok_id = [self.tokenizer.name_or_path, type(self.tokenizer).__name__, len(self.tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
-        key = _digest(CACHE_VERSION, split_hash, self.template.content_hash, tok_id, task_id,
+        key = _digest(CACHE_VERSION, split_hash, self.prompt_hash, tok_id, task_id,
                       cfg.history_len, cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not (folder / "done").is_file():
-            self._tokenise_all(data, split, folder)
+            self._tokenise_all(encoder, split, folder)
         loaded = {s: datasets.load_from_disk(str(folder / s)) for s in SPLITS}
         examples = {
             s: loaded[s].remove_columns(["input_ids", "attention_mask"]).to_pandas() for s in SPLITS
@@ -222,38 +205,47 @@ class RecDataModule(L.LightningDataModule):
             ds.set_format("torch", columns=TEXT_COLUMNS)
         return loaded, examples
 
-    def _tokenise_all(self, data: InteractionData, split: pd.DataFrame, folder: Path) -> None:
-        contexts = ContextBuilder(data.items, data.users)
-        encode = lambda text: self.tokenizer(text)["input_ids"]  # noqa: E731
-        max_tokens, hide_target = self.cfg.max_tokens, not self.task.shows_target
+    def prompt_encoder(self, data: InteractionData) -> PromptEncoder:
+        """The example → tokens path of this run (also used to inspect and explain prompts)."""
+        return PromptEncoder(self.templates, self.slots, ContextBuilder(data.items, data.users),
+                             self.tokenizer, self.cfg.max_tokens, self.task.name,
+                             hide_target=not self.task.shows_target)  # fmt: skip
+
+    def _tokenise_all(self, encoder: PromptEncoder, split: pd.DataFrame, folder: Path) -> None:
 
         def render(batch):
-            out = {"text": [], "input_ids": [], "n_history_kept": []}
+            out = {
+                "text": [],
+                "input_ids": [],
+                "n_tokens": [],
+                "n_history_kept": [],
+                "n_history": [],
+            }
             for u, i, hi, hr in zip(
                 batch["user_id"], batch["item_id"], batch["history_items"], batch["history_ratings"]
             ):
-                context = contexts.build(u, i, hi, hr)
-                if hide_target:  # the target is the answer: a template that uses it fails loudly
-                    del context["target"]
-                text, ids, kept = render_within_budget(self.template, context, encode, max_tokens)
-                for token_id, want, token, fix in self.slots:
-                    if (got := list(ids).count(token_id)) != want:
-                        raise ConfigError(
-                            f"prompt '{self.template.name}' for task '{self.task.name}' rendered "
-                            f"{got} {token} token(s) where {want} are needed: {fix}. Rendered: "
-                            f"{text[:200]!r}"
-                        )
+                text, ids, kept = encoder.encode(u, i, hi, hr)
                 out["text"].append(text)
-                out["input_ids"].append(list(ids))
+                out["input_ids"].append(ids)
+                out["n_tokens"].append(len(ids))
                 out["n_history_kept"].append(kept)
+                out["n_history"].append(len(hi))
             out["attention_mask"] = [[1] * len(ids) for ids in out["input_ids"]]
             return out
 
         staging = folder.with_name(folder.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        for which in SPLITS:
-            ds = datasets.Dataset.from_pandas(self._examples(split, which), preserve_index=False)
-            ds = ds.map(render, batched=True, remove_columns=["history_items", "history_ratings"],
+        for n, which in enumerate(SPLITS):
+            frame = self._examples(split, which)
+            # training and validation prompts use the seen templates (one drawn per example);
+            # test prompts use template 0, and promptrec-robustness scores every template
+            seen = self.seen if which != "test" else [0]
+            rng = np.random.default_rng([self.seed, n])
+            frame = frame.assign(
+                template=rng.choice(seen, len(frame)) if len(seen) > 1 else seen[0]
+            )
+            ds = datasets.Dataset.from_pandas(frame, preserve_index=False)
+            ds = ds.map(render, batched=True,  # history lists stay: explanations edit them
                         new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
             ds.save_to_disk(str(staging / which))
         (staging / "done").write_text("ok\n")

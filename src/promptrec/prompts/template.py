@@ -59,9 +59,10 @@ ITEM_FIELDS = {"target": FIELDS["target"]}
 
 
 def _field_list(fields: dict) -> str:
-    return "; ".join(
+    listed = "; ".join(
         f"{k}{'[i]' if k == 'history' else ''}.{{{', '.join(v)}}}" for k, v in fields.items()
     )
+    return listed + ("; k (number of history items shown)" if "history" in fields else "")
 
 
 class PromptTemplate:
@@ -83,6 +84,8 @@ class PromptTemplate:
             ) from exc
 
     def render(self, context: dict) -> str:
+        if "history" in context:  # k: how many history items this prompt shows (after the budget)
+            context = {**context, "k": len(context["history"])}
         try:
             return self._template.render(**context).strip()
         except UnknownField as exc:

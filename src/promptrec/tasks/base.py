@@ -99,6 +99,12 @@ class Task(ABC):
         """Verbalizer class scores (log-probabilities) → this task's outputs."""
         return scores
 
+    explained = "output"  # what ``explained_score`` measures, for explanation tables
+
+    def explained_score(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One number per example that an explanation tracks as history items are removed."""
+        return outputs[:, 0]
+
     @abstractmethod
     def examples(self, split: pd.DataFrame, which: str, history_len: int) -> pd.DataFrame:
         """Examples of one split, with a ``labels`` column the loss understands."""

@@ -82,6 +82,12 @@ class NextItemTask(Task):
             excluded.append(keep.nonzero().flatten())
         return excluded
 
+    explained = "log p(target)"
+
+    def explained_score(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Log-probability of the held-out item under a softmax over the whole catalogue."""
+        return outputs.float().log_softmax(-1).gather(1, labels.long().view(-1, 1))[:, 0]
+
     @property
     def item_tower(self) -> bool:
         """Items are scored from their text, so the data module must tokenise the catalogue."""

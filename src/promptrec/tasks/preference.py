@@ -21,6 +21,10 @@ class PreferenceTask(Task):
         return 1
 
     verbalizer_classes = 2  # dislike, like
+    explained = "p(like)"
+
+    def explained_score(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(outputs[:, 0].float())
 
     def outputs_from_classes(self, scores: torch.Tensor) -> torch.Tensor:
         """The log-odds of "like": sigmoid of it is the softmax over the two classes."""

@@ -73,6 +73,11 @@ class RatingTask(Task):
             return frame.assign(labels=frame["rating"].astype("float32"))
         return frame.assign(labels=(frame["rating"].round().astype("int64") - 1))
 
+    explained = "predicted stars"
+
+    def explained_score(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.predict(outputs.float())
+
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The predicted rating: the regression value, or the expected rating under the class probabilities."""
         if self.cfg.head == "regression":
