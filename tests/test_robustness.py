@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
 from promptrec.errors import ConfigError
 from promptrec.prompts.perturb import drop_history, get_perturbation, shuffle_history
 from promptrec.robustness import interval, robustness
+from promptrec.run import with_run_config
 from promptrec.train import train
 
 
@@ -74,3 +76,21 @@ def test_seen_template_out_of_range_is_rejected(tiny_model_dir, data_dir, tmp_pa
         ConfigError, match=r"prompt.seen=\[0, 7\] must list template indices in 0..3"
     ):
         train(cfg)
+
+
+def test_run_config_replaces_todays_defaults(tmp_path):
+    """A checkpoint is re-scored with its own prompt: keys added to conf/ later do not leak in."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    saved = compose_config("train", ["task=rating", "tuning=lora", "data.history_len=4"])
+    OmegaConf.save(saved, run / ".hydra" / "config.yaml")
+    old = OmegaConf.load(run / ".hydra" / "config.yaml")
+    del old.prompt["pool"]  # as written before prompts had pools
+    OmegaConf.save(old, run / ".hydra" / "config.yaml")
+    cfg = with_run_config(
+        compose_config("robustness", [f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"])
+    )
+    assert cfg.task.name == "rating" and cfg.tuning.mode == "lora" and cfg.data.history_len == 4
+    assert cfg.prompt.pool is None  # today's question.yaml has a pool; the run's prompt had none
+    assert cfg.perturbations[0].name == "shuffle_history"  # the command's own settings stay

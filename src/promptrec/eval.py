@@ -5,25 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
 from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
-from promptrec.run import build_run, close_loggers
-
-# What defines the model under test; taken from the training run unless use_run_config=false.
-RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
-
-
-def with_run_config(cfg: DictConfig) -> DictConfig:
-    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``)."""
-    saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
-    if not cfg.use_run_config or not saved.is_file():
-        return cfg
-    run_cfg = OmegaConf.load(saved)
-    return OmegaConf.merge(cfg, {key: run_cfg[key] for key in RUN_KEYS})
+from promptrec.run import build_run, close_loggers, with_run_config
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:

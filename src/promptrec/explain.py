@@ -11,18 +11,16 @@ from pathlib import Path
 
 import hydra
 import pandas as pd
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from promptrec.config import config_dir, register_configs, validate
+from promptrec.config import config_dir, register_configs
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
-from promptrec.eval import with_run_config
 from promptrec.prompts.occlusion import occlusion_table
 from promptrec.reporting import write_atomic
-from promptrec.run import build_datamodule, build_module
+from promptrec.run import load_trained_lm
 
 
 def _chosen(examples: pd.DataFrame, users: list, n_users: int) -> pd.DataFrame:
@@ -39,19 +37,7 @@ def _chosen(examples: pd.DataFrame, users: list, n_users: int) -> pd.DataFrame:
 
 
 def explain(cfg: DictConfig) -> pd.DataFrame:
-    if not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a best.ckpt.")
-    cfg = with_run_config(cfg)
-    validate(cfg)
-    if cfg.model.kind != "lm":
-        raise ConfigError(
-            f"model={cfg.model.kind} has no prompt to occlude; explain a language model."
-        )
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
-    module.eval()
+    cfg, datamodule, module = load_trained_lm(cfg, "promptrec-explain")
     prepared, task = datamodule.prepared, datamodule.task
     examples = prepared.examples[cfg.split]
     tables = [occlusion_table(module.model, task, prepared.encoder, datamodule.collate, row)

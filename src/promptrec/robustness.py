@@ -22,13 +22,11 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from promptrec.config import config_dir, register_configs, validate
+from promptrec.config import config_dir, register_configs
 from promptrec.entry import run_main
-from promptrec.errors import ConfigError
-from promptrec.eval import with_run_config
 from promptrec.prompts.perturb import get_perturbation
 from promptrec.reporting import write_atomic
-from promptrec.run import build_datamodule, build_module
+from promptrec.run import load_trained_lm
 
 
 @torch.no_grad()
@@ -57,18 +55,7 @@ def interval(values: list[float]) -> tuple[float, float]:
 
 
 def robustness(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a best.ckpt.")
-    cfg = with_run_config(cfg)
-    validate(cfg)
-    if cfg.model.kind != "lm":
-        raise ConfigError(f"model={cfg.model.kind} reads no prompt; test a language model.")
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
-    module.load_state_dict(
-        torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    )
-    module.eval()
+    cfg, datamodule, module = load_trained_lm(cfg, "promptrec-robustness")
     prepared, task = datamodule.prepared, datamodule.task
     examples = prepared.examples["test"]
     score = lambda **kw: score_condition(module.model, task, prepared.encoder, datamodule.collate,  # noqa: E731

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from promptrec.config import validate
 from promptrec.data.datamodule import RecDataModule
+from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_tokenizer
 from promptrec.models.build import build_model
 from promptrec.models.module import RecModule
@@ -42,6 +46,41 @@ def build_datamodule(cfg: DictConfig) -> RecDataModule:
 def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
     model = build_model(cfg, datamodule)
     return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
+
+
+# What defines the model under test; taken from the training run unless use_run_config=false.
+RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
+
+
+def with_run_config(cfg: DictConfig) -> DictConfig:
+    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``)."""
+    saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    if not cfg.use_run_config or not saved.is_file():
+        return cfg
+    run_cfg, cfg = OmegaConf.load(saved), cfg.copy()
+    for key in RUN_KEYS:  # replace, not merge: no key of today's defaults leaks into the run's
+        schema = OmegaConf.get_type(cfg, key)
+        if OmegaConf.is_config(cfg[key]) and schema is not None and schema is not dict:
+            cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), run_cfg[key])
+        else:
+            cfg[key] = run_cfg[key]
+    return cfg
+
+
+def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModule, RecModule]:
+    """The checkpoint's run config, data and language model with its trained weights, in eval
+    mode: what the commands that re-score prompts (explain, robustness) start from."""
+    if not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a best.ckpt.")
+    cfg = with_run_config(cfg)
+    validate(cfg)
+    if cfg.model.kind != "lm":
+        raise ConfigError(f"model={cfg.model.kind} reads no prompt: {why} needs a language model.")
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    return cfg, datamodule, module.eval()
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
