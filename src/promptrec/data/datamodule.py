@@ -116,29 +116,26 @@ class RecDataModule(L.LightningDataModule):
         self._split_folder = Path(cfg.cache_dir) / f"split-{key}"
         catalog = Catalog.build(data.items, split)
         self.task.prepare(catalog, split, self._split_folder)
+        slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
         if self.tokenizer is None:
             loaded, examples = self._indexed(split, catalog)
-        else:
-            encoder = self.prompt_encoder(data)
-            loaded, examples = self._tokenised(encoder, split, split_hash)
-        slicer = Slicer(data.users, split, self.task.cfg.slice_min_examples)
-        prepared = PreparedData(split_hash, loaded, examples, slicer, catalog)
-        if self.tokenizer is not None:
-            prepared.encoder = encoder
-        if self.tokenizer is not None and self.task.item_tower:
-            prepared.item_texts, prepared.item_tokens = self._item_inputs(data, catalog)
+            return PreparedData(split_hash, loaded, examples, slicer, catalog)
+        encoder = self.prompt_encoder(data)
+        loaded, examples = self._tokenised(encoder, split, split_hash)
+        prepared = PreparedData(split_hash, loaded, examples, slicer, catalog, encoder=encoder)
+        if self.task.item_tower:
+            prepared.item_texts, prepared.item_tokens = self._item_inputs(encoder.contexts, catalog)
         if self.verbalizer:
-            prepared.label_words = self._label_words(data, catalog)
+            prepared.label_words = self._label_words(encoder.contexts, catalog)
         return prepared
 
-    def _label_words(self, data: InteractionData, catalog: Catalog) -> list[list[str]]:
+    def _label_words(self, contexts: ContextBuilder, catalog: Catalog) -> list[list[str]]:
         """The verbalizer's words per class; ``titles`` makes each item's title its label word."""
         spec, task = self.verbalizer[self.task.name], self.task
         field = f"prompt.verbalizer.{task.name}"
         if spec == "titles":
             if task.name != "next_item":
                 raise ConfigError(f"{field}=titles names items; it only fits task=next_item.")
-            contexts = ContextBuilder(data.items, data.users)
             return [[contexts.item(i)["title"]] for i in catalog.item_ids]
         if isinstance(spec, str) or len(spec) != task.verbalizer_classes:
             raise ConfigError(
@@ -148,9 +145,8 @@ class RecDataModule(L.LightningDataModule):
         spec = OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec
         return [[w] if isinstance(w, str) else [str(x) for x in w] for w in spec]
 
-    def _item_inputs(self, data: InteractionData, catalog: Catalog) -> tuple[list, dict]:
+    def _item_inputs(self, contexts: ContextBuilder, catalog: Catalog) -> tuple[list, dict]:
         """Every catalogue item as text and token ids (cheap: one short text per item)."""
-        contexts = ContextBuilder(data.items, data.users)
         texts = [self.item_template.render({"target": contexts.item(i)}) for i in catalog.item_ids]
         tokens = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
                                 max_length=self.task.cfg.item_max_tokens)  # fmt: skip
