@@ -60,7 +60,13 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
 
     csv_log = pd.read_csv(run / "csv" / "metrics.csv")
     assert "train/loss" in csv_log and csv_log["val/auc"].notna().any()
+    shown = pd.read_csv(run / "prompt_examples.csv")  # also logged to W&B as prompts/examples
+    assert len(shown) == 8 and shown.prompt.str.startswith("[CLS] ").all()
     offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    table = list(
+        (run / "wandb").glob("offline-run-*/files/media/table/prompts/examples_*.table.json")
+    )
+    assert len(table) == 1 and len(json.loads(table[0].read_text())["data"]) == 8
     assert len(offline) == 1 and offline[0].stat().st_size > 0
 
     ckpt = run / "checkpoints" / "best.ckpt"

@@ -102,9 +102,10 @@ def _print(table: pd.DataFrame, summary: pd.DataFrame, metric: str) -> None:
     console = Console()
     console.print(view)
     for row in summary[summary.metric == metric].itertuples(index=False):
-        console.print(
-            f"{row.templates} templates (n={row.n}): {metric} = {row.mean:.4f} ± {row.ci95:.4f} (95% CI)"
+        spread = (
+            "one template: no interval" if math.isnan(row.ci95) else f"± {row.ci95:.4f} (95% CI)"
         )
+        console.print(f"{row.templates} templates (n={row.n}): {metric} = {row.mean:.4f} {spread}")
 
 
 register_configs()
