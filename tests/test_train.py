@@ -71,6 +71,11 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
 
     ckpt = run / "checkpoints" / "best.ckpt"
     assert ckpt.is_file() and saved["best_checkpoint"] == str(ckpt)
+    # what the run cost, next to what it scored
+    assert saved["cost/checkpoint_mb"] == pytest.approx(ckpt.stat().st_size / 2**20)
+    assert saved["cost/train_samples_per_s"] > 0 and saved["cost/epoch_seconds"] > 0
+    assert saved["cost/peak_rss_mb"] > 100  # python + torch alone exceed this
+    assert "cost/train_samples_per_s" in csv_log
     eval_cfg = compose_config("eval", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path / "e"),
                                        f"ckpt_path={ckpt}", f"paths.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
     again, _ = evaluate(eval_cfg)

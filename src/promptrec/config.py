@@ -96,12 +96,44 @@ class LoraConfig:
 
 
 @dataclass
+class AdaLoraSettings:
+    init_r: int = 12  # starting rank of every adapted matrix
+    target_r: int = 8  # average rank left after pruning (the budget)
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    tinit_fraction: float = 0.1  # share of steps before pruning starts
+    tfinal_fraction: float = 0.2  # share of steps at the end with ranks fixed
+    delta_t: int = 10  # steps between budget updates
+    orth_reg_weight: float = 0.5  # keeps the singular-vector factors orthogonal
+
+
+@dataclass
+class IA3Settings:
+    target_modules: list[str] = field(default_factory=lambda: ["key", "value", "output.dense"])
+    feedforward_modules: list[str] = field(default_factory=lambda: ["output.dense"])
+
+
+@dataclass
+class AdapterSettings:
+    kind: str = "houlsby"  # houlsby: after attention and FFN | pfeiffer: after FFN only
+    reduction_factor: int = 16  # bottleneck width = hidden / reduction_factor
+
+
+@dataclass
 class TuningConfig:
-    mode: str = MISSING  # full | lora
+    mode: str = (
+        MISSING  # full | frozen | bitfit | lora | adalora | ia3 | prefix | prompt_tuning | adapter
+    )
     lr: float = MISSING
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     lora: LoraConfig | None = None
+    adalora: AdaLoraSettings | None = None
+    ia3: IA3Settings | None = None
+    adapter: AdapterSettings | None = None
+    virtual_tokens: int = 20  # prefix, prompt_tuning: trainable virtual tokens
+    merge_lora: bool = False  # lora: fold the adapters into the backbone before testing
 
 
 @dataclass
@@ -231,6 +263,30 @@ def validate(cfg) -> None:
     _check(t.temperature > 0, "task.temperature", t.temperature, "a positive number")
     _check(t.sampled_negatives >= 0, "task.sampled_negatives", t.sampled_negatives, "≥ 0")
     _check(t.item_max_tokens > 0, "task.item_max_tokens", t.item_max_tokens, "a positive integer")
+    mode = cfg.tuning.mode
+    if mode in ("prefix", "prompt_tuning") and cfg.prompt.get("soft") is not None:
+        raise ConfigError(
+            f"tuning={mode} adds peft's own virtual tokens, and prompt={cfg.prompt.name} already "
+            "has trainable [SOFT] vectors: two kinds of soft prompt in one input cannot be told "
+            "apart. Use prompt=question with tuning=prompt_tuning, or prompt=soft with tuning=frozen."
+        )
+    if mode in ("prefix", "prompt_tuning") and cfg.prompt.get("verbalizer") is not None:
+        raise ConfigError(
+            f"tuning={mode} inserts virtual tokens in peft's forward pass, which the cloze scorer "
+            "bypasses to read the [MASK] position. Use prompt=cloze with full, frozen, bitfit, "
+            "lora, adalora, ia3 or adapter tuning."
+        )
+    if mode == "adapter" and cfg.tuning.adapter is not None:
+        _check(cfg.tuning.adapter.reduction_factor > 0, "tuning.adapter.reduction_factor",
+               cfg.tuning.adapter.reduction_factor, "a positive integer")  # fmt: skip
+    _check(
+        cfg.tuning.virtual_tokens > 0,
+        "tuning.virtual_tokens",
+        cfg.tuning.virtual_tokens,
+        "a positive integer",
+    )
+    _check(not cfg.tuning.merge_lora or mode == "lora", "tuning.merge_lora", cfg.tuning.merge_lora,
+           "false unless tuning=lora (only LoRA folds into the backbone)")  # fmt: skip
     if cfg.tuning.mode == "lora":
         _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
                None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip

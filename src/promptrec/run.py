@@ -45,7 +45,8 @@ def build_datamodule(cfg: DictConfig) -> RecDataModule:
 
 def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
     model = build_model(cfg, datamodule)
-    return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio)
+    return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio,
+                     tuning=cfg.tuning)  # fmt: skip
 
 
 # What defines the model under test; taken from the training run unless use_run_config=false.
@@ -79,7 +80,10 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    module.on_load_checkpoint({"state_dict": state})  # every trained weight must be there
+    module.load_state_dict(
+        state, strict=module.strict_loading
+    )  # PEFT: frozen ones come from the backbone
     return cfg, datamodule, module.eval()
 
 

@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
+from promptrec.costs import peak_memory_mb
 from promptrec.entry import run_main
 from promptrec.prompts.inspect import sample_prompts
 from promptrec.reporting import (
@@ -17,6 +18,15 @@ from promptrec.reporting import (
     write_test_outputs,
 )
 from promptrec.run import build_run, close_loggers
+
+
+def run_costs(trainer) -> dict:
+    """Peak memory and the size of the checkpoint on disk (what a tuning mode must store)."""
+    costs = peak_memory_mb()
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best and Path(best).is_file():
+        costs["cost/checkpoint_mb"] = Path(best).stat().st_size / 2**20
+    return costs
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
@@ -59,7 +69,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             )
             metrics["best_checkpoint"] = ckpt or ""
             write_test_outputs(run_dir, module)
-        metrics.update(module.run_info)
+        metrics.update(module.run_info, **run_costs(trainer))
+        for logger in objects.loggers:
+            logger.log_metrics({k: v for k, v in metrics.items() if k.startswith("cost/")})
         write_metrics(run_dir, metrics)
     finally:
         close_loggers(objects.loggers)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from transformers import get_linear_schedule_with_warmup
 
+from promptrec.models.tuning import AdaLoraSchedule, merge_lora
 from promptrec.tasks import Task
 
 
@@ -28,11 +29,20 @@ class RecModule(L.LightningModule):
         task: Task,
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_ratio: float = 0.1,
+        tuning=None,
     ):
         super().__init__()
         self.model, self.task = model, task
         self.optimizer_factory = optimizer
         self.warmup_ratio = warmup_ratio
+        self.merge_lora = bool(tuning is not None and tuning.get("merge_lora"))
+        self.schedule = (
+            AdaLoraSchedule.find(model, tuning.adalora)
+            if tuning is not None and tuning.mode == "adalora"
+            else None
+        )
+        # parameter-efficient checkpoints hold only what trains; the rest comes from the backbone
+        self.strict_loading = all(p.requires_grad for p in model.parameters())
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.test_predictions: pd.DataFrame | None = None  # filled by test
         self.test_slices: pd.DataFrame | None = None  # per-group test metrics
@@ -46,8 +56,34 @@ class RecModule(L.LightningModule):
         loss = own_loss(batch) if own_loss else None
         if loss is None:
             loss = self.task.loss(self(batch), batch["labels"])
+        if self.schedule is not None:
+            loss = loss + self.schedule.penalty()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
+
+    def on_fit_start(self) -> None:
+        if self.schedule is not None:  # AdaLoRA's budget spans the real number of steps
+            self.schedule.start(int(self.trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.schedule is not None:  # after backward and the optimizer step, before zero_grad
+            self.schedule.step(self.global_step)
+
+    # -- checkpoints: only what trains, for parameter-efficient modes ------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not self.strict_loading:
+            frozen = {f"model.{n}" for n, p in self.model.named_parameters() if not p.requires_grad}
+            checkpoint["state_dict"] = {
+                k: v for k, v in checkpoint["state_dict"].items() if k not in frozen
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        trained = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        missing = sorted(trained - set(checkpoint["state_dict"]))
+        if missing:
+            raise RuntimeError(
+                f"checkpoint lacks trained weights {missing[:3]}…: built with another tuning mode?"
+            )
 
     # -- evaluation -----------------------------------------------------------------------------
     def _collect(self, stage: str, batch: dict) -> None:
@@ -88,6 +124,10 @@ class RecModule(L.LightningModule):
             self._outputs.pop("val", None)
             return
         self._evaluate("val")
+
+    def on_test_start(self) -> None:
+        if self.merge_lora:  # after the best weights are restored: fold LoRA into the backbone
+            self.model = merge_lora(self.model)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("test", batch)

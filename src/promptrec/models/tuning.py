@@ -9,17 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn as nn
-from peft import LoraConfig, TaskType, get_peft_model
+from peft import (
+    AdaLoraConfig,
+    IA3Config,
+    LoraConfig,
+    PrefixTuningConfig,
+    PromptTuningConfig,
+    TaskType,
+    get_peft_model,
+)
 
 from promptrec.errors import ConfigError
+from promptrec.models.adapters import add_adapters
 
 HEADS = ("classifier", "cls", "lm_head")  # sequence-classification head; BERT / RoBERTa LM heads
+VIRTUAL_TOKEN_MODES = ("prefix", "prompt_tuning")  # peft prepends these inside its own forward
 
 
 def _is_head(name: str) -> bool:
-    # peft wraps a head it trains as classifier.modules_to_save.*; its frozen original stays so
-    return any(p in HEADS for p in name.split(".")) and "original_module" not in name
+    # peft wraps a head it trains as classifier.modules_to_save.*; its frozen original stays so.
+    # A tied LM decoder is the word-embedding matrix, listed once under its embeddings name.
+    parts = name.split(".")
+    return (
+        any(p in HEADS for p in parts)
+        and "original_module" not in parts
+        and "embeddings" not in name
+    )
+
+
+def _train_only(model: nn.Module, keep: Callable[[str], bool]) -> nn.Module:
+    for name, p in model.named_parameters():
+        p.requires_grad_(_is_head(name) or keep(name))
+    return model
 
 
 def full(model: nn.Module, cfg) -> nn.Module:
@@ -32,12 +55,12 @@ def full(model: nn.Module, cfg) -> nn.Module:
 def frozen(model: nn.Module, cfg) -> nn.Module:
     """Only the head trains (a linear probe); with a cloze prompt and no head to learn, only soft
     prompt vectors train — or nothing, which is zero-shot evaluation."""
-    for (
-        name,
-        p,
-    ) in model.named_parameters():  # tied LM decoder = word embeddings: listed once, frozen
-        p.requires_grad_(_is_head(name) and "embeddings" not in name)
-    return model
+    return _train_only(model, lambda name: False)
+
+
+def bitfit(model: nn.Module, cfg) -> nn.Module:
+    """Bias terms only (Ben Zaken et al. 2022), plus the head: ~0.1% of the weights."""
+    return _train_only(model, lambda name: name.endswith(".bias"))
 
 
 def peft_task_type(model: nn.Module) -> TaskType:
@@ -45,32 +68,85 @@ def peft_task_type(model: nn.Module) -> TaskType:
     return TaskType.SEQ_CLS if hasattr(model, "classifier") else TaskType.FEATURE_EXTRACTION
 
 
-def lora(model: nn.Module, cfg) -> nn.Module:
-    """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full."""
-    config = LoraConfig(
-        task_type=peft_task_type(model),
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=list(cfg.lora.target_modules),
-    )
+def _peft(model: nn.Module, config, what: str) -> nn.Module:
     try:
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise ConfigError(
-            f"tuning.lora.target_modules={list(cfg.lora.target_modules)} did not match the model "
-            f"({str(exc)[:200]}). For BERT use names such as query, key, value, dense."
+            f"tuning.{what} did not match the model ({str(exc)[:200]}). For BERT use module "
+            "names such as query, key, value, dense."
         ) from exc
-    for name, p in model.named_parameters():  # a masked-LM head trains in full beside the adapters
-        if _is_head(name) and "classifier" not in name and "embeddings" not in name:
+    for name, p in model.named_parameters():  # a masked-LM head trains in full beside peft's part
+        if _is_head(name) and "classifier" not in name:
             p.requires_grad_(True)
     return model
+
+
+def lora(model: nn.Module, cfg) -> nn.Module:
+    """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full."""
+    c = cfg.lora
+    config = LoraConfig(task_type=peft_task_type(model), r=c.r, lora_alpha=c.alpha,
+                        lora_dropout=c.dropout, target_modules=list(c.target_modules))  # fmt: skip
+    return _peft(model, config, "lora.target_modules")
+
+
+# AdaLoRA's schedule is set to the real number of optimizer steps when fitting starts
+# (AdaLoraSchedule.start); peft demands a valid placeholder before that.
+_PLACEHOLDER_STEPS = 1000
+
+
+def adalora(model: nn.Module, cfg) -> nn.Module:
+    """LoRA whose ranks are pruned from ``init_r`` towards a ``target_r`` budget while training."""
+    c = cfg.adalora
+    config = AdaLoraConfig(task_type=peft_task_type(model), init_r=c.init_r, target_r=c.target_r,
+                           lora_alpha=c.alpha, lora_dropout=c.dropout,
+                           target_modules=list(c.target_modules), tinit=1, tfinal=1, deltaT=c.delta_t,
+                           orth_reg_weight=c.orth_reg_weight, total_step=_PLACEHOLDER_STEPS)  # fmt: skip
+    return _peft(model, config, "adalora.target_modules")
+
+
+def ia3(model: nn.Module, cfg) -> nn.Module:
+    """Learned rescaling of keys, values and feed-forward inputs (Liu et al. 2022): fewest weights."""
+    c = cfg.ia3
+    config = IA3Config(task_type=peft_task_type(model), target_modules=list(c.target_modules),
+                       feedforward_modules=list(c.feedforward_modules))  # fmt: skip
+    return _peft(model, config, "ia3.target_modules")
+
+
+def prefix(model: nn.Module, cfg) -> nn.Module:
+    """Trainable key/value vectors prepended in every layer (Li & Liang 2021)."""
+    config = PrefixTuningConfig(
+        task_type=peft_task_type(model), num_virtual_tokens=cfg.virtual_tokens
+    )
+    return _peft(model, config, "virtual_tokens")
+
+
+def prompt_tuning(model: nn.Module, cfg) -> nn.Module:
+    """Trainable input embeddings prepended to the prompt (Lester et al. 2021), via peft."""
+    config = PromptTuningConfig(
+        task_type=peft_task_type(model), num_virtual_tokens=cfg.virtual_tokens
+    )
+    return _peft(model, config, "virtual_tokens")
+
+
+def adapter(model: nn.Module, cfg) -> nn.Module:
+    """Bottleneck adapters (models/adapters.py); Houlsby also trains the LayerNorms, as published."""
+    c = cfg.adapter
+    add_adapters(model, c.kind, c.reduction_factor)
+    layer_norms = c.kind == "houlsby"
+    return _train_only(model, lambda n: ".adapter." in n or (layer_norms and "LayerNorm" in n))
 
 
 TUNING_MODES: dict[str, Callable[[nn.Module, object], nn.Module]] = {
     "full": full,
     "frozen": frozen,
+    "bitfit": bitfit,
     "lora": lora,
+    "adalora": adalora,
+    "ia3": ia3,
+    "prefix": prefix,
+    "prompt_tuning": prompt_tuning,
+    "adapter": adapter,
 }
 
 
@@ -79,6 +155,10 @@ def apply_tuning(model: nn.Module, cfg) -> nn.Module:
         raise ConfigError(
             f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}."
         )
+    if cfg.mode in ("lora", "adalora", "ia3", "adapter") and cfg.get(cfg.mode) is None:
+        raise ConfigError(
+            f"tuning={cfg.mode} needs its settings under tuning.{cfg.mode} (see conf/tuning/{cfg.mode}.yaml)."
+        )
     return TUNING_MODES[cfg.mode](model, cfg).train()
 
 
@@ -86,3 +166,56 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"params/total": total, "params/trainable": trainable}
+
+
+class AdaLoraSchedule:
+    """AdaLoRA's rank budget: its schedule spans the real number of optimizer steps, its importance
+    scores update after each step (between backward and zero_grad), and its orthogonality penalty
+    joins the loss (peft adds it only when the model computes the loss itself; ours does not)."""
+
+    def __init__(self, model: nn.Module, cfg):
+        self.model = next(m for m in model.modules() if hasattr(m, "rankallocator"))
+        self.cfg = cfg
+
+    @classmethod
+    def find(cls, model: nn.Module, cfg) -> AdaLoraSchedule | None:
+        return (
+            cls(model, cfg) if any(hasattr(m, "rankallocator") for m in model.modules()) else None
+        )
+
+    @property
+    def _config(self):
+        return self.model.peft_config[self.model.trainable_adapter_name]
+
+    def start(self, total_steps: int) -> None:
+        tinit = int(self.cfg.tinit_fraction * total_steps)
+        tfinal = int(self.cfg.tfinal_fraction * total_steps)
+        if tinit >= total_steps - tfinal:
+            raise ConfigError(
+                f"tuning=adalora: {total_steps} optimizer steps leave no room for rank pruning "
+                f"(tinit={tinit}, tfinal={tfinal}). Train for more steps or lower "
+                "tuning.adalora.tinit_fraction / tfinal_fraction."
+            )
+        config = self._config  # the rank allocator holds this same object
+        config.total_step, config.tinit, config.tfinal = int(total_steps), tinit, tfinal
+
+    def step(self, global_step: int) -> None:
+        self.model.update_and_allocate(global_step)
+
+    def penalty(self) -> torch.Tensor | float:
+        weight = self._config.orth_reg_weight
+        terms = [torch.linalg.matrix_norm((p @ p.T if "lora_A" in n else p.T @ p)
+                                          - torch.eye(p.shape[0] if "lora_A" in n else p.shape[1], device=p.device))
+                 for n, p in self.model.named_parameters() if ("lora_A" in n or "lora_B" in n) and p.requires_grad]  # fmt: skip
+        return weight * torch.stack(terms).mean() if terms and weight > 0 else 0.0
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every peft LoRA wrapper inside ``model`` into plain weights (same outputs, no adapter
+    overhead at inference)."""
+    for name, child in list(model.named_children()):
+        if hasattr(child, "merge_and_unload"):
+            setattr(model, name, child.merge_and_unload())
+        else:
+            merge_lora(child)
+    return model
