@@ -175,6 +175,7 @@ def test_merged_lora_gives_the_same_outputs(tiny_model_dir):
     ("overrides", "message"),
     [(["tuning=prefix", "prompt=cloze"], "the cloze scorer bypasses"),
      (["tuning=prompt_tuning", "prompt=soft"], "two kinds of soft prompt"),
+     (["tuning=prompt_tuning", "task=next_item", "task.head=two_tower"], "mean pooling"),
      (["tuning=full", "tuning.merge_lora=true"], "tuning.merge_lora=True is invalid")],
 )  # fmt: skip
 def test_combinations_that_cannot_work_are_refused_at_start_up(overrides, message):

@@ -276,6 +276,12 @@ def validate(cfg) -> None:
             "bypasses to read the [MASK] position. Use prompt=cloze with full, frozen, bitfit, "
             "lora, adalora, ia3 or adapter tuning."
         )
+    if mode == "prompt_tuning" and cfg.task.name == "next_item" and cfg.task.head == "two_tower":
+        raise ConfigError(
+            "tuning=prompt_tuning adds its virtual tokens to the encoder's output, which the "
+            "two-tower head's mean pooling over the prompt's own tokens cannot line up with. Use "
+            "tuning=prefix (it keeps the length), lora, ia3 or adapter with task.head=two_tower."
+        )
     if mode == "adapter" and cfg.tuning.adapter is not None:
         _check(cfg.tuning.adapter.reduction_factor > 0, "tuning.adapter.reduction_factor",
                cfg.tuning.adapter.reduction_factor, "a positive integer")  # fmt: skip
