@@ -191,6 +191,12 @@ def test_modes_run_end_to_end_with_cloze_and_next_item(mode, tiny_model_dir, dat
                                                 "trainer.max_epochs=3"]))  # fmt: skip
     assert 0 < metrics["params/trainable"] < metrics["params/total"]
     assert 0.0 <= metrics["test/ndcg@10"] <= 1.0
+    state = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)[
+        "state_dict"
+    ]
+    assert not any(k.endswith("decoder.weight") for k in state)  # tied to frozen word embeddings
+    unique = {v.data_ptr(): v.numel() for v in state.values() if v.is_floating_point()}  # tied once
+    assert sum(unique.values()) == metrics["params/trainable"]
 
 
 @pytest.mark.slow

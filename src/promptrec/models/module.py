@@ -71,10 +71,10 @@ class RecModule(L.LightningModule):
 
     # -- checkpoints: only what trains, for parameter-efficient modes ------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if not self.strict_loading:
-            frozen = {f"model.{n}" for n, p in self.model.named_parameters() if not p.requires_grad}
+        if not self.strict_loading:  # by storage, so tied copies (an LM decoder) go too
+            frozen = {p.data_ptr() for p in self.model.parameters() if not p.requires_grad}
             checkpoint["state_dict"] = {
-                k: v for k, v in checkpoint["state_dict"].items() if k not in frozen
+                k: v for k, v in checkpoint["state_dict"].items() if v.data_ptr() not in frozen
             }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
