@@ -2,8 +2,8 @@
 
 Throughput counts only the training steps (forward, backward, optimizer), so a slow validation
 or data loader does not blur the comparison between tuning modes; the epoch wall time includes
-everything. Peak memory is the process's peak RSS on CPU and the peak allocated tensor memory on
-GPU.
+everything. Peak memory is the peak RSS on CPU and the peak allocated tensor memory on GPU, both counted
+from the start of fitting, so each job of a multirun reports its own.
 """
 
 from __future__ import annotations
@@ -15,9 +15,28 @@ import lightning as L
 import torch
 
 
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count (Linux: write 5 to clear_refs), so each job of a multirun
+    reports its own peak rather than the process's lifetime peak. False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_kib() -> float:
+    try:  # VmHWM honours reset_peak_rss(); ru_maxrss (KiB on Linux) is the lifetime peak
+        with open("/proc/self/status") as f:
+            return float(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+    except (OSError, StopIteration):
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
-    peaks = {"cost/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    """Peak resident memory since the last reset (or since the process started)."""
+    peaks = {"cost/peak_rss_mb": _peak_rss_kib() / 1024}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         peaks["cost/peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return peaks
@@ -27,6 +46,12 @@ class CostMonitor(L.Callback):
     def __init__(self):
         self.step_seconds = self.samples = 0.0
         self._epoch_start = self._step_start = 0.0
+
+    def setup(self, trainer, pl_module, stage):
+        if stage == "fit":  # this job's own peak, also in a multirun that reuses the process
+            reset_peak_rss()
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.reset_peak_memory_stats()
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.step_seconds = self.samples = 0.0
