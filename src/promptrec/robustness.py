@@ -16,7 +16,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -24,12 +23,12 @@ from scipy import stats
 
 from promptrec.config import config_dir, register_configs
 from promptrec.entry import run_main
+from promptrec.models.module import score_features
 from promptrec.prompts.perturb import get_perturbation
 from promptrec.reporting import write_atomic
 from promptrec.run import load_trained_lm
 
 
-@torch.no_grad()
 def score_condition(model, task, encoder, collate, examples: pd.DataFrame, batch_size: int,
                     template: int = 0, perturb=None, seed: int = 0) -> dict:  # fmt: skip
     """Test metrics with every prompt re-encoded under one condition."""
@@ -38,10 +37,8 @@ def score_condition(model, task, encoder, collate, examples: pd.DataFrame, batch
         items, ratings = list(row.history_items), list(row.history_ratings)
         if perturb is not None:
             items, ratings = perturb(items, ratings, np.random.default_rng([seed, row.example_id]))
-        _, ids, _ = encoder.encode(row.user_id, row.item_id, items, ratings, template)
-        features.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-    outputs = torch.cat([model(dict(collate(features[i : i + batch_size])))
-                         for i in range(0, len(features), batch_size)])  # fmt: skip
+        features.append(encoder.features(row.user_id, row.item_id, items, ratings, template))
+    outputs = score_features(model, collate, features, batch_size)
     metrics, _ = task.evaluate("test", outputs, examples)
     return {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
 

@@ -22,6 +22,15 @@ from promptrec.models.tuning import AdaLoraSchedule, merge_lora
 from promptrec.tasks import Task
 
 
+@torch.no_grad()
+def score_features(
+    model: nn.Module, collate, features: list[dict], batch_size: int
+) -> torch.Tensor:
+    """Model outputs for prompts encoded outside the data module (edited or perturbed ones)."""
+    return torch.cat([model(dict(collate(features[i : i + batch_size])))
+                      for i in range(0, len(features), batch_size)])  # fmt: skip
+
+
 class RecModule(L.LightningModule):
     def __init__(
         self,

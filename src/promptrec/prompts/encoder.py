@@ -82,5 +82,10 @@ class PromptEncoder:
                 )
         return text, list(ids), kept
 
+    def features(self, user_id, item_id, history_items, history_ratings, template: int = 0) -> dict:
+        """One example as a model input row, ready for the data module's collator."""
+        _, ids, _ = self.encode(user_id, item_id, history_items, history_ratings, template)
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}
+
     def _tokens(self, text: str) -> list[int]:
         return self.tokenizer(text)["input_ids"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from promptrec.models.module import score_features
 
-@torch.no_grad()
+
 def occlusion_table(model, task, encoder, collate, example) -> pd.DataFrame:
     """One row per shown history item of ``example`` (a row of the examples table)."""
     kept = int(example.n_history_kept)
@@ -20,13 +21,11 @@ def occlusion_table(model, task, encoder, collate, example) -> pd.DataFrame:
     variants = [(items, ratings)] + [
         (items[:j] + items[j + 1 :], ratings[:j] + ratings[j + 1 :]) for j in range(kept)
     ]
-    features = []
-    for hist_items, hist_ratings in variants:
-        _, ids, _ = encoder.encode(example.user_id, example.item_id, hist_items, hist_ratings)
-        features.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
-    batch = collate(features)
+    features = [encoder.features(example.user_id, example.item_id, hist_items, hist_ratings)
+                for hist_items, hist_ratings in variants]  # fmt: skip
+    outputs = score_features(model, collate, features, batch_size=len(features))
     labels = torch.full((len(variants),), float(example.labels))
-    scores = task.explained_score(model(dict(batch)), labels).tolist()
+    scores = task.explained_score(outputs, labels).tolist()
     titles = [encoder.contexts.item(i)["title"] for i in items]
     return pd.DataFrame({
         "user_id": example.user_id, "target": example.item_id, "history_item": items,
