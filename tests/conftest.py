@@ -55,11 +55,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def compose_config(name: str, overrides: list[str]):
+def compose_config(name: str, overrides: list[str], return_hydra: bool = False):
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+        return compose(config_name=name, overrides=overrides, return_hydra_config=return_hydra)
 
 
 def tiny_overrides(tiny_model_dir: Path, data_dir: Path, out: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from promptrec.errors import ConfigError
 
@@ -203,6 +203,10 @@ class RobustnessConfig(EvalConfig):
 
 
 def register_configs() -> None:
+    """Schemas for Hydra, and the resolver that turns task.monitor_mode into Optuna's direction."""
+    OmegaConf.register_new_resolver(
+        "optuna_direction", lambda mode: {"max": "maximize", "min": "minimize"}[mode], replace=True
+    )
     cs = ConfigStore.instance()
     cs.store(name="prompts_schema", node=PromptsConfig)
     cs.store(name="explain_schema", node=ExplainConfig)

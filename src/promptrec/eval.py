@@ -1,4 +1,4 @@
-"""Test a checkpoint: ``promptrec-eval ckpt_path=<run>/checkpoints/best.ckpt``."""
+"""Test a run's best checkpoint: ``promptrec-eval ckpt_path=<run folder or its best.ckpt>``."""
 
 from __future__ import annotations
 
@@ -9,19 +9,13 @@ from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
-from promptrec.errors import ConfigError
 from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
-from promptrec.run import build_run, close_loggers, with_run_config
+from promptrec.run import build_run, close_loggers, resolve_checkpoint, with_run_config
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv."""
-    if not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path!r} does not exist. Point it at a checkpoint written by "
-            "promptrec-train, e.g. outputs/train/runs/<run>/checkpoints/best.ckpt."
-        )
-    cfg = with_run_config(cfg)
+    cfg = with_run_config(resolve_checkpoint(cfg))
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

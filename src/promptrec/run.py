@@ -24,6 +24,7 @@ from promptrec.models.build import build_model
 from promptrec.models.module import RecModule
 from promptrec.models.tuning import count_parameters
 from promptrec.tasks import build_task
+from promptrec.tracking import git_state, wandb_identity
 
 
 @dataclass
@@ -53,6 +54,22 @@ def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
 RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
 
 
+def resolve_checkpoint(cfg: DictConfig) -> DictConfig:
+    """Accept a run folder as ``ckpt_path`` (its ``checkpoints/best.ckpt``); fail clearly if the
+    checkpoint does not exist."""
+    path = Path(cfg.ckpt_path)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path!r} does not exist. Point it at a run folder written by "
+            "promptrec-train (outputs/train/runs/<run>) or at its checkpoints/best.ckpt."
+        )
+    cfg = cfg.copy()
+    cfg.ckpt_path = str(path)
+    return cfg
+
+
 def with_run_config(cfg: DictConfig) -> DictConfig:
     """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``)."""
     saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
@@ -71,9 +88,7 @@ def with_run_config(cfg: DictConfig) -> DictConfig:
 def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModule, RecModule]:
     """The checkpoint's run config, data and language model with its trained weights, in eval
     mode: what the commands that re-score prompts (explain, robustness) start from."""
-    if not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a best.ckpt.")
-    cfg = with_run_config(cfg)
+    cfg = with_run_config(resolve_checkpoint(cfg))
     validate(cfg)
     if cfg.model.kind != "lm":
         raise ConfigError(f"model={cfg.model.kind} reads no prompt: {why} needs a language model.")
@@ -87,19 +102,29 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
     return cfg, datamodule, module.eval()
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """Every logger in ``cfg.logger``; W&B runs are tagged with the prompt, tuning mode and task."""
+def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
+    """Every logger in ``cfg.logger``. W&B runs are named, grouped and tagged by
+    :func:`~promptrec.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run."""
     loggers = []
     for node in (cfg.get("logger") or {}).values():
         if node is None:
             continue
         if node._target_.endswith("WandbLogger"):
             os.environ.setdefault("WANDB_SILENT", "true")  # no banners; offline needs no login
-            tags = sorted({*cfg.tags, cfg.prompt.name, cfg.tuning.mode, cfg.task.name})
-            loggers.append(instantiate(node, tags=tags))
+            resume = {"id": wandb_id, "resume": "allow"} if wandb_id else {}
+            loggers.append(instantiate(node, **wandb_identity(cfg, node), **resume))
         else:
             loggers.append(instantiate(node))
     return loggers
+
+
+def wandb_facts(loggers: list[Logger]) -> dict:
+    """The W&B run's id (to resume into it), name and group, for ``run.json``."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            return {"wandb_id": run.id, "wandb_name": run.name, "wandb_group": run.group}
+    return {}
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
@@ -107,11 +132,11 @@ def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def build_run(cfg: DictConfig) -> RunObjects:
+def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    loggers = build_loggers(cfg)
+    loggers = build_loggers(cfg, wandb_id)
     trainer = build_trainer(cfg, loggers)
     run_info = {
         **count_parameters(module.model),
@@ -120,6 +145,7 @@ def build_run(cfg: DictConfig) -> RunObjects:
         "prompt/hash": datamodule.prompt_hash if datamodule.template else "none",
         "data/split_hash": datamodule.prepared.split_hash,
         **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
+        **git_state(),
     }
     config = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
@@ -128,10 +154,11 @@ def build_run(cfg: DictConfig) -> RunObjects:
     return RunObjects(datamodule, module, trainer, loggers)
 
 
-def close_loggers(loggers: list[Logger]) -> None:
-    """Finish W&B explicitly: otherwise the next multirun job logs into this job's run."""
+def close_loggers(loggers: list[Logger], failed: bool = False) -> None:
+    """Finish W&B explicitly: otherwise the next multirun job logs into this job's run. A failed
+    run is finished with exit code 1, so the dashboard shows it as failed."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
 
-            wandb.finish()
+            wandb.finish(exit_code=1 if failed else 0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from promptrec.callbacks import TrainingDiverged
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.costs import peak_memory_mb
 from promptrec.entry import run_main
@@ -17,7 +19,9 @@ from promptrec.reporting import (
     write_metrics,
     write_test_outputs,
 )
-from promptrec.run import build_run, close_loggers
+from promptrec.resume import resume_config, run_to_resume
+from promptrec.run import build_run, close_loggers, wandb_facts
+from promptrec.tracking import RunRecord, load_run_record
 
 
 def run_costs(trainer) -> dict:
@@ -32,22 +36,33 @@ def run_costs(trainer) -> dict:
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit, then test the best checkpoint; write metrics.json and predictions.csv to the run folder.
 
+    ``ckpt_path=<run folder>`` (or ``last``) continues that run in its folder and W&B run.
     Returns (metrics, objects): test metrics plus run facts, and the built objects for callers
     (tests, notebooks) that want to inspect the model or data.
     """
-    validate(cfg)
+    resumed = run_to_resume(cfg)
+    if resumed is not None:
+        print(f"resuming {resumed} from checkpoints/last.ckpt")
+        cfg = resume_config(cfg, resumed)
+    validate(cfg)  # before anything is written: a bad value leaves no run folder behind
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    objects = build_run(cfg)
-    trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
+    wandb_id = (load_run_record(run_dir) or {}).get("wandb_id") if resumed else None
+    record = RunRecord(run_dir, resumed=resumed is not None)  # a sweep's failed jobs say so here
+    objects = None
     try:
+        objects = build_run(cfg, wandb_id=wandb_id)
+        trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
+        record.update(**wandb_facts(objects.loggers),
+                      device=str(trainer.strategy.root_device),
+                      **{k: v for k, v in module.run_info.items() if k.startswith("git/")})  # fmt: skip
         if datamodule.tokenizer is not None:  # what the model sees, logged before it trains
             log_prompt_examples(
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
         trainable = any(p.requires_grad for p in module.parameters())
         if cfg.train and trainable:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         elif cfg.train:
             print(
                 "model has no trainable parameters (e.g. model=pop): skipping fit, testing as built"
@@ -71,13 +86,32 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             write_test_outputs(run_dir, module)
         metrics.update(module.run_info, **run_costs(trainer))
         for logger in objects.loggers:
-            logger.log_metrics({k: v for k, v in metrics.items() if k.startswith("cost/")})
+            logger.log_metrics(
+                {k: v for k, v in metrics.items() if k.startswith("cost/") or k.endswith("_best")}
+            )  # the objective a W&B sweep reads (conf/wandb_sweep/*.yaml: metric.name)
         write_metrics(run_dir, metrics)
-    finally:
-        close_loggers(objects.loggers)
+        record.finished()
+    except BaseException as exc:
+        record.failed(exc)
+        if objects is not None:
+            close_loggers(objects.loggers, failed=True)
+        raise
+    close_loggers(objects.loggers)
     print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
     print(f"run folder: {run_dir}")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
+
+
+def objective(metrics: dict, cfg: DictConfig) -> float | None:
+    """The sweeper's number. A NaN one is an error: Optuna then marks the trial failed and goes
+    on (handed a NaN value instead, the Hydra Optuna sweeper stops the whole study)."""
+    value = metrics.get(f"{cfg.task.monitor}_best", metrics.get(cfg.task.monitor))
+    if value is not None and not math.isfinite(value):
+        raise TrainingDiverged(
+            f"the objective {cfg.task.monitor} is {value}: the run produced no usable scores. "
+            "Lower tuning.lr or check the data; the run folder keeps the logs."
+        )
+    return value
 
 
 register_configs()
@@ -86,8 +120,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best monitored validation metric so a sweeper (e.g. Optuna) can optimise it."""
-    metrics, _ = run_main(train, cfg)
-    return metrics.get(f"{cfg.task.monitor}_best", metrics.get(cfg.task.monitor))
+    return run_main(lambda c: objective(train(c)[0], c), cfg)
 
 
 if __name__ == "__main__":

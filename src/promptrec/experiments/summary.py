@@ -1,0 +1,110 @@
+"""One row per configuration: runs that differ only by their seed are pooled as mean ± std.
+
+A configuration is everything in the saved config except the seed and the settings that only
+say where files went (see ``runs.IGNORED_KEYS``), so the same grid run twice pools too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# The figures a researcher reads first, per task; --metric adds others.
+HEADLINE = {
+    "preference": ["test/auc", "test/logloss", "test/f1"],
+    "rating": ["test/rmse", "test/mae"],
+    "next_item": ["test/hr@10", "test/ndcg@10", "test/mrr@10", "test/coverage@10"],
+}
+COSTS = ["params/trainable", "cost/train_samples_per_s", "cost/peak_rss_mb", "cost/checkpoint_mb"]
+LOWER_IS_BETTER = ("logloss", "rmse", "mae", "ece", "loss", "gap", "popularity", "gini",
+                   "peak_rss", "peak_gpu", "checkpoint_mb", "epoch_seconds")  # fmt: skip
+NOT_RANKED = ("params/",)  # more parameters is neither better nor worse
+
+
+def headline_metrics(runs: pd.DataFrame, extra: list[str] | None = None) -> list[str]:
+    tasks = runs.get("cfg/task.name", pd.Series(dtype=str)).dropna().unique()
+    wanted = [m for task in tasks for m in HEADLINE.get(task, [])] + list(extra or []) + COSTS
+    return [m for m in dict.fromkeys(wanted) if m in runs.columns]
+
+
+def setting_columns(runs: pd.DataFrame) -> list[str]:
+    return [c for c in runs.columns if c.startswith("cfg/") and c != "cfg/seed"]
+
+
+def varying_labels(runs: pd.DataFrame) -> list[str]:
+    """The group options and overrides that differ between runs (the seed aside), named without
+    their prefix (``prompt``, ``tuning``, ``tuning.lr``): the columns that tell the rows apart."""
+    labels = [
+        c for c in runs.columns if c.startswith(("choice/", "override/")) and c != "override/seed"
+    ]
+    varying = [c.split("/", 1)[1] for c in labels if runs[c].map(str).nunique() > 1]
+    first = ["task", "prompt", "tuning", "model", "data"]  # the order a reader compares them in
+    return sorted(varying, key=lambda n: (first.index(n) if n in first else len(first), n))
+
+
+def _label_column(runs: pd.DataFrame, name: str) -> str:
+    return f"choice/{name}" if f"choice/{name}" in runs else f"override/{name}"
+
+
+def direction(metric: str) -> str | None:
+    if metric.startswith(NOT_RANKED):
+        return None
+    return "min" if any(word in metric for word in LOWER_IS_BETTER) else "max"
+
+
+def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation (over seeds, ddof=1) of each metric per configuration, plus
+    how many runs finished and failed. Failed or unfinished runs never enter a mean."""
+    keys = setting_columns(runs)
+    shown = varying_labels(runs)
+    key_text = runs[keys].map(str).agg("\x1f".join, axis=1) if keys else pd.Series("", runs.index)
+    rows = []
+    for _, group in runs.groupby(key_text, sort=False):
+        done = group[group["status"] == "finished"]
+        row = {name: group[_label_column(group, name)].iloc[0] for name in shown}
+        row["runs"] = len(done)
+        row["failed"] = int((group["status"] == "failed").sum())
+        row["seeds"] = ",".join(str(s) for s in sorted(done.get("cfg/seed", pd.Series()).dropna()))
+        for metric in metrics:
+            values = pd.to_numeric(done[metric], errors="coerce").dropna() if metric in done else []
+            row[metric] = float(np.mean(values)) if len(values) else np.nan
+            row[f"{metric} std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_rows(summary: pd.DataFrame, metric: str) -> set[int]:
+    """Rows holding the best mean of a metric (ties all count); none for unranked metrics."""
+    how = direction(metric)
+    values = summary[metric].dropna() if metric in summary else pd.Series(dtype=float)
+    if how is None or values.empty:
+        return set()
+    best = values.min() if how == "min" else values.max()
+    return set(values.index[values == best])
+
+
+def _number(metric: str, value: float) -> str:
+    if metric.startswith("params/"):
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if metric.startswith("cost/") else f"{value:.4f}"
+
+
+def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
+    """A Markdown table: mean ± std over seeds, the best mean of each column in bold."""
+    settings = [c for c in summary.columns if c not in metrics and not c.endswith(" std")]
+    header = settings + [
+        f"{m} {'↓' if direction(m) == 'min' else '↑' if direction(m) else ''}".strip()
+        for m in metrics
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {m: best_rows(summary, m) for m in metrics}
+    for i, row in summary.iterrows():
+        cells = [str(row[c]) for c in settings]
+        for m in metrics:
+            mean, std = row[m], row.get(f"{m} std", np.nan)
+            text = "–" if pd.isna(mean) else _number(m, mean)
+            if not pd.isna(std):
+                text += f" ± {_number(m, std)}"
+            cells.append(f"**{text}**" if i in best[m] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""Continue a stopped run in its own folder and W&B run: ``promptrec-train ckpt_path=<run folder>``.
+
+``ckpt_path=last`` picks the newest unfinished run of this task. The run's saved config is used
+as it was (today's ``conf/`` must not change a half-trained model); training restarts from the
+newest end-of-epoch checkpoint, whose random-generator states make the rest of the run identical
+to one that never stopped. A plain checkpoint file as ``ckpt_path`` keeps Lightning's meaning:
+start a new run from those weights and optimizer state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from promptrec.config import TrainConfig
+from promptrec.errors import ConfigError
+from promptrec.tracking import load_run_record
+
+LAST = "last.ckpt"
+
+
+def _newest_unfinished(cfg: DictConfig) -> Path:
+    runs = Path(cfg.paths.log_dir) / cfg.task_name / "runs"
+    candidates = [
+        ckpt.parent.parent
+        for ckpt in runs.glob(f"*/checkpoints/{LAST}")
+        if (load_run_record(ckpt.parent.parent) or {}).get("status") != "finished"
+    ]
+    if not candidates:
+        raise ConfigError(
+            f"ckpt_path=last found no unfinished run with checkpoints/{LAST} under {runs}. "
+            "Pass the run folder itself (ckpt_path=outputs/train/runs/<run>, also for a multirun "
+            "job's folder), or drop ckpt_path to start a new run."
+        )
+    return max(candidates, key=lambda run: (run / "checkpoints" / LAST).stat().st_mtime)
+
+
+def run_to_resume(cfg: DictConfig) -> Path | None:
+    """The run folder ``cfg.ckpt_path`` asks to continue, or None for a fresh run."""
+    if cfg.ckpt_path is None:
+        return None
+    if str(cfg.ckpt_path) == "last":
+        return _newest_unfinished(cfg)
+    path = Path(cfg.ckpt_path)
+    if not path.is_dir():
+        return None
+    if (
+        not (path / ".hydra" / "config.yaml").is_file()
+        or not (path / "checkpoints" / LAST).is_file()
+    ):
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is a folder but not a resumable run: it needs "
+            f".hydra/config.yaml and checkpoints/{LAST} (written at the end of every epoch by "
+            "callbacks.latest_checkpoint). A run killed before its first epoch ended has nothing "
+            "to resume from; start it again."
+        )
+    return path.resolve()
+
+
+def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """The run's own saved config, pointed back at its folder and its last checkpoint."""
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    resumed.paths.output_dir = str(run_dir)
+    resumed.ckpt_path = str(run_dir / "checkpoints" / LAST)
+    resumed.train, resumed.test = cfg.train, cfg.test
+    return resumed

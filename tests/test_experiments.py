@@ -1,0 +1,291 @@
+"""Experiments as a user runs them: sweeps with W&B runs per job, Optuna studies, the summary and
+its notebook, exact reproduction, and kill-and-resume. Commands run as real subprocesses."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import nbformat
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from conftest import compose_config
+from promptrec.experiments.summary import summarize
+from promptrec.reproduce import compare
+from promptrec.resume import run_to_resume
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(args, root: Path, **env):
+    env = {**os.environ, "PROMPTREC_ROOT": str(root), "WANDB_MODE": "offline",
+           "PYTHONPATH": str(REPO / "tests"), **env}  # fmt: skip
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+
+
+def tiny(model_dir, data_dir, users=10, examples=16) -> list[str]:
+    return [f"model.name_or_path={model_dir}", f"paths.data_dir={data_dir}", f"data.max_users={users}",
+            f"data.max_train_examples={examples}", "data.history_len=3", "data.batch_size=8",
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+def git_head() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
+    """A 2 × 2 × 2 multirun (prompt × tuning × seed) with W&B offline, as a user launches it."""
+    root = tmp_path_factory.mktemp("sweep")
+    done = run(["promptrec-train", "-m", "prompt=question,text", "tuning=full,lora", "seed=1,2",
+                "logger=default", *tiny(tiny_model_dir, data_dir)], root)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (root / "outputs" / "train" / "multiruns").iterdir()
+    return folder
+
+
+@pytest.mark.slow
+def test_each_sweep_job_is_its_own_named_grouped_wandb_run(sweep):
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 8
+    records = [json.loads((job / "run.json").read_text()) for job in jobs]
+    assert {r["status"] for r in records} == {"finished"}
+    names = {r["wandb_name"] for r in records}
+    expected = {f"prompt={p},tuning={t},seed={s}"
+                for p, t, s in itertools.product(("question", "text"), ("full", "lora"), (1, 2))}  # fmt: skip
+    assert names == expected
+    assert {r["wandb_group"] for r in records} == {sweep.name}
+    ids = [r["wandb_id"] for r in records]
+    assert len(set(ids)) == 8
+    for job, run_id in zip(jobs, ids):
+        (offline,) = (job / "wandb").glob("offline-run-*")
+        assert offline.name.endswith(run_id)  # the job logged into its own W&B run
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert len(metrics["data/split_hash"]) == 16 and len(metrics["prompt/hash"]) == 12
+        assert metrics["git/commit"] == git_head()
+    # jobs 0 and 4: prompt=question and prompt=text, both with tuning=full and seed=1
+    question, text = (json.loads((sweep / j / "metrics.json").read_text()) for j in "04")
+    assert question["prompt/hash"] != text["prompt/hash"]
+
+
+@pytest.mark.slow
+def test_summarize_pools_seeds_into_mean_and_std_per_configuration(sweep, tmp_path):
+    out = tmp_path / "summary"
+    done = run(["promptrec-summarize", str(sweep), "--out", str(out)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(out / "summary_preference.csv")
+    assert len(table) == 4 and set(table["runs"]) == {2} and set(table["seeds"]) == {"1,2"}
+    assert set(zip(table["prompt"], table["tuning"])) == set(
+        itertools.product(("question", "text"), ("full", "lora"))
+    )
+    for _, row in table.iterrows():  # mean ± std recomputed from the job folders themselves
+        name = f"prompt={row['prompt']},tuning={row['tuning']},"
+        aucs = [json.loads((job / "metrics.json").read_text())["test/auc"]
+                for job in sweep.iterdir() if (job / "run.json").is_file()
+                and json.loads((job / "run.json").read_text())["wandb_name"].startswith(name)]  # fmt: skip
+        assert len(aucs) == 2
+        assert math.isclose(row["test/auc"], sum(aucs) / 2, abs_tol=1e-12)
+        assert math.isclose(
+            row["test/auc std"], abs(aucs[0] - aucs[1]) / math.sqrt(2), abs_tol=1e-12
+        )
+    markdown = (out / "summary.md").read_text()
+    assert markdown.count("±") >= 4 and "**" in markdown
+    for figure in ("heatmap", "params", "curves"):
+        image = matplotlib.image.imread(out / f"{figure}_preference.png")
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    assert "wandb sync" in done.stdout  # offers to upload the offline runs
+
+
+def test_summary_marks_failed_runs_and_keeps_them_out_of_the_mean():
+    runs = pd.DataFrame({
+        "run": ["a", "b", "c"], "status": ["finished", "finished", "failed"],
+        "cfg/task.name": ["preference"] * 3, "cfg/tuning.mode": ["lora"] * 3,
+        "cfg/seed": [1, 2, 3], "test/auc": [0.6, 0.8, float("nan")],
+    })  # fmt: skip
+    (row,) = summarize(runs, ["test/auc"]).to_dict("records")
+    assert row["runs"] == 2 and row["failed"] == 1
+    assert math.isclose(row["test/auc"], 0.7) and math.isclose(row["test/auc std"], 0.02**0.5)
+
+
+@pytest.mark.slow
+def test_compare_notebook_executes_on_a_sweep(sweep, monkeypatch):
+    path = REPO / "notebooks" / "compare_runs.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code), "commit it stripped"
+    monkeypatch.setenv("PROMPTREC_SWEEP", str(sweep))
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()  # fmt: skip
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    assert any("±" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_recorded_and_the_sweep_goes_on(tiny_model_dir, data_dir, tmp_path):
+    args = ["promptrec-train", "-m", "tuning.lr=inf,0.001", "tuning.warmup_ratio=0", "logger=default",
+            *tiny(tiny_model_dir, data_dir, examples=32)]  # fmt: skip
+    done = run(args, tmp_path)
+    assert done.returncode != 0  # the sweep reports its failure at the end …
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    failed, finished = (json.loads((sweep / j / "run.json").read_text()) for j in "01")
+    assert failed["status"] == "failed" and "loss became nan" in failed["error"]
+    assert "tuning.lr" in done.stderr  # the one-paragraph message names the fix
+    assert not (sweep / "0" / "metrics.json").exists()
+    assert finished["status"] == "finished"  # … after running the job that came after it
+    assert (sweep / "1" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_optuna_study_runs_trials_and_survives_a_diverged_one(tiny_model_dir, data_dir, tmp_path):
+    searches = tmp_path / "conf" / "hparams_search"
+    searches.mkdir(parents=True)
+    lora = yaml.safe_load((REPO / "conf" / "hparams_search" / "lora.yaml").read_text())
+    # the shipped search with a learning rate that is sometimes infinite: such a trial's loss
+    # turns NaN at its second step
+    lora["hydra"]["sweeper"]["params"] = {"tuning.lr": "choice(0.001, inf, 0.01)"}
+    (searches / "lora_inf.yaml").write_text("# @package _global_\n" + yaml.safe_dump(lora))
+    db = tmp_path / "optuna.db"
+    args = ["promptrec-train", "--config-dir", str(tmp_path / "conf"), "hparams_search=lora_inf",
+            "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage=sqlite:///{db}",
+            "tuning.warmup_ratio=0", "logger=csv", *tiny(tiny_model_dir, data_dir, examples=32)]  # fmt: skip
+    done = run(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="lora-preference", storage=f"sqlite:///{db}")
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    lrs = {}
+    for job in (p for p in sweep.iterdir() if p.is_dir()):
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        lrs[job.name] = float(
+            next(o for o in overrides if o.startswith("tuning.lr=")).split("=")[1]
+        )
+    expected = sorted("FAIL" if math.isinf(lr) else "COMPLETE" for lr in lrs.values())
+    assert sorted(t.state.name for t in study.trials) == expected
+    assert len(expected) == 3 and {"FAIL", "COMPLETE"} <= set(expected)  # the seeded draws mix
+    scores = [json.loads(m.read_text())["val/auc_best"] for m in sweep.glob("*/metrics.json")]
+    assert len(scores) == expected.count("COMPLETE")
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(scores)
+
+
+@pytest.mark.slow
+def test_shipped_optuna_search_samples_three_trials(tiny_model_dir, data_dir, tmp_path):
+    done = run(["promptrec-train", "hparams_search=lora", "hydra.sweeper.n_trials=3", "logger=csv",
+                *tiny(tiny_model_dir, data_dir)], tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
+    jobs = [yaml.safe_load((sweep / j / ".hydra" / "overrides.yaml").read_text()) for j in "012"]
+    assert all(any(o.startswith("tuning.lora.r=") for o in job) for job in jobs)
+    assert len({tuple(job) for job in jobs}) == 3  # three different suggestions
+
+
+def test_search_direction_follows_the_task_monitor():
+    for task, direction in (("preference", "maximize"), ("rating", "minimize")):
+        cfg = compose_config("train", [f"task={task}", "hparams_search=lora"], return_hydra=True)
+        assert cfg.hydra.sweeper.direction == direction
+
+
+def test_wandb_sweep_specs_drive_valid_hydra_overrides():
+    for spec_file in sorted((REPO / "conf" / "wandb_sweep").glob("*.yaml")):
+        spec = yaml.safe_load(spec_file.read_text())
+        assert spec["command"][-1] == "${args_no_hyphens}"
+        assert spec["command"][:4] == ["${env}", "${interpreter}", "-m", "promptrec.train"]
+        fixed = spec["command"][4:-1]
+        choices = [
+            [f"{k}={v}" for v in (p["values"] if "values" in p else (p["min"], p["max"]))]
+            for k, p in spec["parameters"].items()
+        ]
+        longest = max(map(len, choices))
+        for i in range(longest):  # every value of every parameter at least once
+            combo = [values[i % len(values)] for values in choices]
+            cfg = compose_config("train", [*fixed, *combo])
+            assert cfg.logger.wandb.offline is False
+            assert spec["metric"]["name"] == f"{cfg.task.monitor}_best"  # what train logs to W&B
+
+
+@pytest.mark.slow
+def test_reproduce_matches_bit_for_bit_and_eval_accepts_the_run_folder(
+    tiny_model_dir, data_dir, tmp_path
+):
+    done = run(["promptrec-train", "logger=csv", *tiny(tiny_model_dir, data_dir)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    original = json.loads((run_dir / "metrics.json").read_text())
+
+    again = tmp_path / "again"
+    done = run(["promptrec-reproduce", str(run_dir), "--out", str(again)], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "every metric matches" in done.stdout
+    table = pd.read_csv(again / "reproduction.csv")
+    assert len(table) > 10 and table["match"].all()
+    assert {"test/auc", "val/auc_best", "data/split_hash", "prompt/hash"} <= set(table["metric"])
+    tampered = compare({**original, "test/auc": original["test/auc"] + 1e-9}, original, atol=0.0)
+    assert not tampered.set_index("metric").loc["test/auc", "match"]  # 1e-9 is a mismatch on CPU
+
+    done = run(["promptrec-eval", f"ckpt_path={run_dir}"], tmp_path)  # the folder, not the .ckpt
+    assert done.returncode == 0, done.stderr[-3000:]
+    (eval_dir,) = (tmp_path / "outputs" / "eval" / "runs").iterdir()
+    assert json.loads((eval_dir / "metrics.json").read_text())["test/auc"] == original["test/auc"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_into_the_same_wandb_run_with_identical_metrics(
+    tiny_model_dir, data_dir, tmp_path
+):
+    args = ["promptrec-train", "logger=default", "+callbacks.kill._target_=killer.KillAtStep",
+            *tiny(tiny_model_dir, data_dir, users=30, examples=64), "trainer.max_epochs=2"]  # fmt: skip
+    killed_root, whole_root = tmp_path / "killed", tmp_path / "whole"
+    done = run(args, killed_root, PROMPTREC_TEST_KILL_AT="11")  # 8 steps per epoch: mid-epoch 2
+    assert done.returncode == -9  # SIGKILL: no cleanup, no exception handler ran
+    (run_dir,) = (killed_root / "outputs" / "train" / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not (run_dir / "metrics.json").exists()
+    first_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
+
+    done = run(["promptrec-train", f"ckpt_path={run_dir}"], killed_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["resumed"] and record["wandb_id"] == first_id
+    offline = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(p.name.endswith(first_id) for p in offline)
+
+    done = run(args, whole_root)  # the same run, never interrupted
+    assert done.returncode == 0, done.stderr[-3000:]
+    (whole_dir,) = (whole_root / "outputs" / "train" / "runs").iterdir()
+    resumed, whole = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, whole_dir))
+    scores = [k for k in whole if k.startswith(("test/", "val/", "train/"))]
+    assert len(scores) > 10
+    assert {k: resumed[k] for k in scores} == {k: whole[k] for k in scores}
+
+
+def test_last_resumes_the_newest_unfinished_run(train_cfg, tmp_path):
+    runs = tmp_path / "outputs" / "train" / "runs"
+    for name, status in (("a", "failed"), ("b", "finished"), ("c", "running")):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        (runs / name / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (runs / name / "run.json").write_text(json.dumps({"status": status}))
+    os.utime(runs / "a" / "checkpoints" / "last.ckpt", (1, 1))
+    train_cfg.paths.log_dir = str(tmp_path / "outputs")
+    train_cfg.ckpt_path = "last"
+    assert run_to_resume(train_cfg) == runs / "c"
+    train_cfg.ckpt_path = str(runs / "b")
+    with pytest.raises(Exception, match="not a resumable run"):
+        run_to_resume(train_cfg)  # no .hydra/config.yaml: not a run folder
