@@ -7,6 +7,8 @@ Every test runs offline: the model is built locally, MovieLens-100K comes from t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,23 @@ def tiny_overrides(tiny_model_dir: Path, data_dir: Path, out: Path) -> list[str]
 @pytest.fixture
 def train_cfg(tiny_model_dir, data_dir, tmp_path):
     return compose_config("train", tiny_overrides(tiny_model_dir, data_dir, tmp_path))
+
+
+BIN = Path(sys.executable).parent
+
+
+def run(args, root: Path, **env):
+    """Run a promptrec command as a subprocess, as a user would, with its outputs under ``root``."""
+    env = {**os.environ, "PROMPTREC_ROOT": str(root), "WANDB_MODE": "offline",
+           "PYTHONPATH": str(REPO / "tests"), **env}  # fmt: skip
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+
+
+def tiny(model_dir, data_dir, users=10, examples=16) -> list[str]:
+    """Command-line overrides for a run of seconds: tiny BERT, a few users, one epoch."""
+    return [f"model.name_or_path={model_dir}", f"paths.data_dir={data_dir}", f"data.max_users={users}",
+            f"data.max_train_examples={examples}", "data.history_len=3", "data.batch_size=8",
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -19,28 +18,12 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from conftest import compose_config
+from conftest import compose_config, run, tiny
 from promptrec.experiments.summary import summarize
 from promptrec.reproduce import compare
 from promptrec.resume import run_to_resume
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def run(args, root: Path, **env):
-    env = {**os.environ, "PROMPTREC_ROOT": str(root), "WANDB_MODE": "offline",
-           "PYTHONPATH": str(REPO / "tests"), **env}  # fmt: skip
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=900,
-    )  # fmt: skip
-
-
-def tiny(model_dir, data_dir, users=10, examples=16) -> list[str]:
-    return [f"model.name_or_path={model_dir}", f"paths.data_dir={data_dir}", f"data.max_users={users}",
-            f"data.max_train_examples={examples}", "data.history_len=3", "data.batch_size=8",
-            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
 
 
 def git_head() -> str:
@@ -266,6 +249,8 @@ def test_killed_run_resumes_into_the_same_wandb_run_with_identical_metrics(
     assert record["status"] == "finished" and record["resumed"] and record["wandb_id"] == first_id
     offline = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 2 and all(p.name.endswith(first_id) for p in offline)
+    curve = pd.read_csv(run_dir / "csv" / "metrics.csv")  # the killed part of the log is kept
+    assert len(curve.dropna(subset=["val/auc"])) == 2  # epoch 1 (before the kill) and epoch 2
 
     done = run(args, whole_root)  # the same run, never interrupted
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,6 +6,7 @@ with Hydra's own message; :func:`validate` then checks ranges a type cannot expr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,24 @@ def validate(cfg) -> None:
     if cfg.tuning.mode == "lora":
         _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
                None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip
+
+
+def validate_launch(cfg, multirun: bool) -> None:
+    """Strategies that cannot work the way the run was launched. Lightning's ``ddp`` re-runs the
+    command line once per extra device; inside a Hydra multirun each copy would start its own
+    sweep (Optuna would even give the ranks different hyperparameters). A cluster that starts
+    every rank itself (SLURM tasks, torchrun) needs no relaunch, so it is allowed."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    relaunches = (
+        strategy.startswith("ddp") and "spawn" not in strategy and "notebook" not in strategy
+    )
+    ranks_started_outside = (
+        int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    )
+    if multirun and relaunches and not ranks_started_outside:
+        raise ConfigError(
+            f"trainer.strategy={strategy} cannot run inside a Hydra multirun: Lightning relaunches "
+            "the command line for each extra device, and each copy would start the whole sweep "
+            "again. Use trainer=ddp_spawn (or trainer.strategy=ddp_spawn) for sweeps, or launch "
+            "the ranks yourself (SLURM with ntasks-per-node = trainer.devices, or torchrun)."
+        )

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
-from promptrec.reporting import print_metrics, write_metrics, write_test_outputs
+from promptrec.reporting import print_metrics, write_metrics
 from promptrec.run import build_run, close_loggers, resolve_checkpoint, with_run_config
 
 
@@ -28,9 +28,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             for k, v in objects.trainer.callback_metrics.items()
             if k.startswith("test/")
         }
-        write_test_outputs(run_dir, objects.module)
         metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
-        write_metrics(run_dir, metrics)
+        if objects.trainer.is_global_zero:
+            write_metrics(run_dir, metrics)
     finally:
         close_loggers(objects.loggers)
     print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")

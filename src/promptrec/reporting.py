@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 from lightning.pytorch.loggers import Logger, WandbLogger
 from rich.console import Console
@@ -33,6 +34,20 @@ def write_test_outputs(run_dir: Path, module) -> Path:
     write_atomic(Path(run_dir) / "slices.csv", module.test_slices.to_csv(index=False))
     module.task.write_outputs(run_dir, module.test_predictions)
     return path
+
+
+class TestOutputWriter(L.Callback):
+    """Writes the test tables from inside the test loop on global rank zero. Under DDP every
+    rank holds the gathered predictions, and under ``ddp_spawn`` only the workers do (the
+    launching process never sees them), so this is the one place that works for every strategy
+    and writes each file once."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def on_test_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            write_test_outputs(self.run_dir, pl_module)
 
 
 def log_prompt_examples(run_dir: Path, loggers: list[Logger], sample: pd.DataFrame) -> None:

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from promptrec.config import validate
@@ -23,6 +24,7 @@ from promptrec.models.backbone import load_tokenizer
 from promptrec.models.build import build_model
 from promptrec.models.module import RecModule
 from promptrec.models.tuning import count_parameters
+from promptrec.reporting import TestOutputWriter
 from promptrec.tasks import build_task
 from promptrec.tracking import git_state, wandb_identity
 
@@ -119,7 +121,10 @@ def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
 
 
 def wandb_facts(loggers: list[Logger]) -> dict:
-    """The W&B run's id (to resume into it), name and group, for ``run.json``."""
+    """The W&B run's id (to resume into it), name and group, for ``run.json`` (rank zero only:
+    other DDP ranks hold a placeholder experiment)."""
+    if rank_zero_only.rank != 0:
+        return {}
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
@@ -129,6 +134,7 @@ def wandb_facts(loggers: list[Logger]) -> dict:
 
 def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(TestOutputWriter(Path(cfg.paths.output_dir)))  # every run's test tables
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

@@ -95,8 +95,8 @@ class RunRecord:
     Written atomically at each change, so a reader (summarize, resume) never sees half a file.
     """
 
-    def __init__(self, run_dir: Path, **facts):
-        self.path = Path(run_dir) / RUN_RECORD
+    def __init__(self, run_dir: Path, write: bool = True, **facts):
+        self.path, self.write = Path(run_dir) / RUN_RECORD, write  # write=False: other DDP ranks
         previous = load_run_record(run_dir) or {}
         self.data = {**previous, **facts, "status": "running", "started": time.time()}
         self.data.pop("error", None)
@@ -114,7 +114,8 @@ class RunRecord:
         self.update(status="failed", ended=time.time(), error=last)
 
     def _write(self) -> None:
-        write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        if self.write:
+            write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 def load_run_record(run_dir: Path) -> dict | None:

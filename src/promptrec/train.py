@@ -6,10 +6,11 @@ import math
 from pathlib import Path
 
 import hydra
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from promptrec.callbacks import TrainingDiverged
-from promptrec.config import config_dir, register_configs, validate
+from promptrec.config import config_dir, register_configs, validate, validate_launch
 from promptrec.costs import peak_memory_mb
 from promptrec.entry import run_main
 from promptrec.prompts.inspect import sample_prompts
@@ -17,11 +18,10 @@ from promptrec.reporting import (
     log_prompt_examples,
     print_metrics,
     write_metrics,
-    write_test_outputs,
 )
 from promptrec.resume import resume_config, run_to_resume
 from promptrec.run import build_run, close_loggers, wandb_facts
-from promptrec.tracking import RunRecord, load_run_record
+from promptrec.tracking import RunRecord, in_multirun, load_run_record
 
 
 def run_costs(trainer) -> dict:
@@ -45,10 +45,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         print(f"resuming {resumed} from checkpoints/last.ckpt")
         cfg = resume_config(cfg, resumed)
     validate(cfg)  # before anything is written: a bad value leaves no run folder behind
+    validate_launch(cfg, in_multirun())
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     wandb_id = (load_run_record(run_dir) or {}).get("wandb_id") if resumed else None
-    record = RunRecord(run_dir, resumed=resumed is not None)  # a sweep's failed jobs say so here
+    lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
+    record = RunRecord(run_dir, write=lead, resumed=resumed is not None)  # failed jobs say so
     objects = None
     try:
         objects = build_run(cfg, wandb_id=wandb_id)
@@ -56,7 +58,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         record.update(**wandb_facts(objects.loggers),
                       device=str(trainer.strategy.root_device),
                       **{k: v for k, v in module.run_info.items() if k.startswith("git/")})  # fmt: skip
-        if datamodule.tokenizer is not None:  # what the model sees, logged before it trains
+        if datamodule.tokenizer is not None and lead:  # what the model sees, before it trains
             log_prompt_examples(
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
@@ -83,13 +85,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
             )
             metrics["best_checkpoint"] = ckpt or ""
-            write_test_outputs(run_dir, module)
         metrics.update(module.run_info, **run_costs(trainer))
         for logger in objects.loggers:
             logger.log_metrics(
                 {k: v for k, v in metrics.items() if k.startswith("cost/") or k.endswith("_best")}
             )  # the objective a W&B sweep reads (conf/wandb_sweep/*.yaml: metric.name)
-        write_metrics(run_dir, metrics)
+        if lead:
+            write_metrics(run_dir, metrics)
         record.finished()
     except BaseException as exc:
         record.failed(exc)
@@ -97,6 +99,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             close_loggers(objects.loggers, failed=True)
         raise
     close_loggers(objects.loggers)
+    if not lead:
+        return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
     print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
     print(f"run folder: {run_dir}")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}

@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -106,6 +107,14 @@ class RecDataModule(L.LightningDataModule):
             self.prepared = self._build()
 
     def _build(self) -> PreparedData:
+        """Under a file lock on the cache folder: ranks that torchrun or SLURM start together,
+        and jobs of concurrent sweeps, take turns, so only the first builds each cache entry and
+        the others load it."""
+        Path(self.cfg.cache_dir).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(self.cfg.cache_dir) / ".build.lock")):
+            return self._build_unlocked()
+
+    def _build_unlocked(self) -> PreparedData:
         cfg = self.cfg
         files, data = open_source(cfg)
         settings = {"name": cfg.split, "min_user_interactions": cfg.min_user_interactions,

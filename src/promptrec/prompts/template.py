@@ -72,16 +72,26 @@ class PromptTemplate:
         self.name, self.text, self.fields = name, text, fields
         self.where = f"prompt '{name}'" + (f", template for task '{task}'," if task else "")
         self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
+        self._template = self._compile()
+
+    def _compile(self):
         env = ImmutableSandboxedEnvironment(
             undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True
         )
         try:
-            self._template = env.from_string(text)
+            return env.from_string(self.text)
         except TemplateSyntaxError as exc:
             raise ConfigError(
                 f"The {self.where} is not valid Jinja2 (line {exc.lineno}: {exc.message}). "
-                f"Fix the template text in conf/prompt/{name}.yaml."
+                f"Fix the template text in conf/prompt/{self.name}.yaml."
             ) from exc
+
+    def __getstate__(self) -> dict:  # compiled Jinja2 code does not pickle (ddp_spawn workers)
+        return {k: v for k, v in self.__dict__.items() if k != "_template"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._template = self._compile()
 
     def render(self, context: dict) -> str:
         if "history" in context:  # k: how many history items this prompt shows (after the budget)

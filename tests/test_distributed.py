@@ -1,0 +1,127 @@
+"""DDP on CPU (gloo, 2 processes): training runs, evaluation equals the single-process result
+metric by metric, every example is counted once, and only rank zero writes files.
+
+The test splits have an odd number of examples, so Lightning's distributed sampler pads one
+rank by repeating an example; exact evaluation must drop that copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import BIN, compose_config, run, tiny
+from promptrec.config import validate_launch
+from promptrec.errors import ConfigError
+
+DDP_CPU = ["trainer.accelerator=cpu", "trainer.devices=2"]
+
+
+def _train(args, root: Path) -> Path:
+    done = run(["promptrec-train", *args], root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (root / "outputs" / "train" / "runs").iterdir()
+    return run_dir
+
+
+def _eval(run_dir: Path, root: Path, *extra: str) -> tuple[dict, pd.DataFrame]:
+    before = set((root / "outputs" / "eval" / "runs").glob("*"))
+    done = run(
+        ["promptrec-eval", f"ckpt_path={run_dir}", "trainer.enable_progress_bar=false", *extra],
+        root,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (out,) = set((root / "outputs" / "eval" / "runs").glob("*")) - before
+    table = next(out / name for name in ("predictions.csv", "topk.csv") if (out / name).is_file())
+    return json.loads((out / "metrics.json").read_text()), pd.read_csv(table, dtype=str)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task", [["task=preference"], ["task=next_item"]], ids=["preference", "next_item"]
+)
+def test_ddp_evaluation_equals_single_process(task, tiny_model_dir, data_dir, tmp_path):
+    run_dir = _train([*task, "logger=csv", *tiny(tiny_model_dir, data_dir, users=15)], tmp_path)
+    single, single_table = _eval(run_dir, tmp_path)
+    ddp, ddp_table = _eval(run_dir, tmp_path, "trainer=ddp_spawn", *DDP_CPU)
+    assert single["data/test_examples"] % 2 == 1  # the sampler pads: one example is seen twice
+    scores = sorted(k for k in single if k.startswith("test/"))
+    assert len(scores) >= (8 if "preference" in task[0] else 25)  # GAUC / top-K and coverage
+    gaps = {key: abs(ddp[key] - single[key]) for key in scores}
+    print(f"largest DDP - single difference: {max(gaps.values()):.3g}")
+    assert max(gaps.values()) == 0.0, gaps  # exact: each example scored once, padding dropped
+    assert len(ddp_table) == len(single_table) == single["data/test_examples"]  # each once
+    assert ddp_table["user_id"].is_unique
+
+
+@pytest.mark.slow
+def test_ddp_training_runs_and_rank_zero_alone_writes(tiny_model_dir, data_dir, tmp_path):
+    run_dir = _train(["trainer=ddp", *DDP_CPU, "logger=default",
+                      *tiny(tiny_model_dir, data_dir, users=15, examples=32)], tmp_path)  # fmt: skip
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/auc"] <= 1.0
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert len(pd.read_csv(run_dir / "predictions.csv")) == metrics["data/test_examples"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+@pytest.mark.slow
+def test_multirun_rejects_relaunching_ddp_and_runs_ddp_spawn(tiny_model_dir, data_dir, tmp_path):
+    common = ["seed=1", "logger=csv", *DDP_CPU, *tiny(tiny_model_dir, data_dir, users=15)]
+    done = run(["promptrec-train", "-m", "trainer=ddp", *common], tmp_path / "ddp")
+    assert done.returncode != 0
+    assert "cannot run inside a Hydra multirun" in done.stderr and "ddp_spawn" in done.stderr
+    done = run(
+        ["promptrec-train", "-m", "trainer=ddp_spawn", "test=false", *common], tmp_path / "spawn"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = (tmp_path / "spawn" / "outputs" / "train" / "multiruns").iterdir()
+    assert json.loads((sweep / "0" / "run.json").read_text())["status"] == "finished"
+    assert "val/auc" in json.loads((sweep / "0" / "metrics.json").read_text())
+
+
+def test_slurm_launcher_starts_one_task_per_device():
+    overrides = ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
+    launcher = compose_config("train", overrides, return_hydra=True).hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.tasks_per_node, launcher.nodes, launcher.gpus_per_node) == (4, 2, 4)
+
+
+def test_ddp_in_a_multirun_is_allowed_only_where_the_cluster_starts_the_ranks(monkeypatch):
+    cfg = compose_config("train", ["trainer=ddp"])
+    validate_launch(cfg, multirun=False)  # a single run: Lightning relaunches, fine
+    with pytest.raises(ConfigError, match="trainer=ddp_spawn"):
+        validate_launch(cfg, multirun=True)
+    validate_launch(compose_config("train", ["trainer=ddp_spawn"]), multirun=True)
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # SLURM started every rank: nothing is relaunched
+    validate_launch(cfg, multirun=True)
+
+
+@pytest.mark.slow
+def test_ranks_started_together_build_the_data_cache_once(tiny_model_dir, data_dir, tmp_path):
+    """torchrun and SLURM start every rank at once, and each prepares the data: a file lock lets
+    the first build the split and token caches and the others load them."""
+    args = [str(BIN / "promptrec-prompts"), f"model.name_or_path={tiny_model_dir}",
+            f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path / 'cache'}", "data.max_users=40"]  # fmt: skip
+    env = {**os.environ, "PROMPTREC_ROOT": str(tmp_path)}
+    ranks = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = [rank.communicate(timeout=600) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], (
+        outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    )
+    stats = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "outputs" / "prompts").glob("runs/*/prompt_stats.json")
+    ]
+    assert len(stats) == 2 and stats[0] == stats[1]
+    assert len(list((tmp_path / "cache").glob("tokens-*"))) == 1
+    builders = [err for _, err in outputs if "prompts (train)" in err]  # datasets.map's progress
+    assert len(builders) == 1  # the other rank waited for the lock, then loaded the cache
+    assert not list((tmp_path / "cache").glob("*.partial"))
