@@ -33,6 +33,31 @@ def run_costs(trainer) -> dict:
     return costs
 
 
+def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
+    """Fit (unless ``train=false``), then test the best checkpoint; the logged metrics, with the
+    best monitored validation value as ``<monitor>_best`` (the sweepers' objective)."""
+    trainable = any(p.requires_grad for p in module.parameters())
+    if cfg.train and trainable:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    elif cfg.train:
+        print("model has no trainable parameters (e.g. model=pop): skipping fit, testing as built")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
+        metrics[f"{cfg.task.monitor}_best"] = float(trainer.checkpoint_callback.best_model_score)
+    if cfg.test:
+        callback = trainer.checkpoint_callback
+        best = callback.best_model_path if callback else ""
+        ckpt = best or (None if cfg.train else cfg.ckpt_path)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
+        )
+        metrics.update(
+            {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        )
+        metrics["best_checkpoint"] = ckpt or ""
+    return metrics
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit, then test the best checkpoint; write metrics.json and predictions.csv to the run folder.
 
@@ -62,29 +87,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             log_prompt_examples(
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
-        trainable = any(p.requires_grad for p in module.parameters())
-        if cfg.train and trainable:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-        elif cfg.train:
-            print(
-                "model has no trainable parameters (e.g. model=pop): skipping fit, testing as built"
-            )
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
-            metrics[f"{cfg.task.monitor}_best"] = float(
-                trainer.checkpoint_callback.best_model_score
-            )
-        if cfg.test:
-            callback = trainer.checkpoint_callback
-            best = callback.best_model_path if callback else ""
-            ckpt = best or (None if cfg.train else cfg.ckpt_path)
-            trainer.test(
-                module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
-            )
-            metrics.update(
-                {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            )
-            metrics["best_checkpoint"] = ckpt or ""
+        metrics = fit_and_test(cfg, trainer, module, datamodule)
         metrics.update(module.run_info, **run_costs(trainer))
         for logger in objects.loggers:
             logger.log_metrics(
@@ -99,10 +102,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             close_loggers(objects.loggers, failed=True)
         raise
     close_loggers(objects.loggers)
-    if not lead:
-        return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
-    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
-    print(f"run folder: {run_dir}")
+    if lead:
+        print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
+        print(f"run folder: {run_dir}")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
 
 
