@@ -11,7 +11,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test lint format clean
+.PHONY: help install data train test bench lint format clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,13 +35,16 @@ train: data ## train the default model (MiniLM-L6, question prompt, full tuning)
 test: data ## run the whole test suite (tiny BERT, real data slices; a few minutes on 2 cores)
 	$(BIN)/python -m pytest -q $(ARGS)
 
+bench: data ## training throughput: promptrec-train vs plain PyTorch loops (docs/performance.md)
+	PROMPTREC_ROOT=. $(BIN)/python bench/train_speed.py $(ARGS)
+
 lint: $(STAMP) ## ruff lint + format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: $(STAMP) ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean: ## remove caches and run outputs (keeps .venv and data/)
 	rm -rf outputs/*/ .pytest_cache .ruff_cache wandb data/cache
