@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from promptrec.config import TrainConfig
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
+from promptrec.resume import saved_run_config
 from promptrec.tracking import load_run_record
 from promptrec.train import train
 
@@ -39,7 +38,7 @@ def saved_config(run_dir: Path):
             f"{run_dir} is not a finished run folder: it needs .hydra/config.yaml and metrics.json "
             "(promptrec-train writes both; a run that failed or is still running has no metrics)."
         )
-    return OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(saved))
+    return saved_run_config(run_dir)
 
 
 def compare(original: dict, reproduced: dict, atol: float) -> pd.DataFrame:

@@ -58,10 +58,16 @@ def run_to_resume(cfg: DictConfig) -> Path | None:
     return path.resolve()
 
 
+def saved_run_config(run_dir: Path) -> DictConfig:
+    """A run's own ``.hydra/config.yaml`` on the training schema (keys added since get their
+    defaults), as resume and promptrec-reproduce re-run it."""
+    saved = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+
+
 def resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     """The run's own saved config, pointed back at its folder and its last checkpoint."""
-    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    resumed = saved_run_config(run_dir)
     resumed.paths.output_dir = str(run_dir)
     resumed.ckpt_path = str(run_dir / "checkpoints" / LAST)
     resumed.train, resumed.test = cfg.train, cfg.test

@@ -39,9 +39,9 @@ def primary_metric(runs, requested: str | None) -> str:
 
 
 def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
-                   extra: list[str] | None = None) -> dict[str, Path]:  # fmt: skip
+                   extra: list[str] | None = None, runs=None) -> dict[str, Path]:  # fmt: skip
     """Write the tables and figures for the runs under ``paths`` into ``out``; returns the files."""
-    runs = load_runs(paths)
+    runs = load_runs(paths) if runs is None else runs
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     sections = []
@@ -106,10 +106,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    written = summarize_runs(args.paths, args.out or args.paths[0], args.metric, args.extra)
+    runs = load_runs(args.paths)
+    written = summarize_runs(args.paths, args.out or args.paths[0], args.metric, args.extra, runs)
     Console().print(Markdown(written["markdown"].read_text()))
     Console().print("written: " + ", ".join(str(p) for p in written.values()), highlight=False)
-    sync_offline_runs(offline_wandb_runs(load_runs(args.paths)), args.sync)
+    sync_offline_runs(offline_wandb_runs(runs), args.sync)
 
 
 if __name__ == "__main__":

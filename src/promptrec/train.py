@@ -21,7 +21,7 @@ from promptrec.reporting import (
 )
 from promptrec.resume import resume_config, run_to_resume
 from promptrec.run import build_run, close_loggers, wandb_facts
-from promptrec.tracking import RunRecord, in_multirun, load_run_record
+from promptrec.tracking import RunRecord, in_multirun
 
 
 def run_costs(trainer) -> dict:
@@ -73,9 +73,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     validate_launch(cfg, in_multirun())
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    wandb_id = (load_run_record(run_dir) or {}).get("wandb_id") if resumed else None
     lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
     record = RunRecord(run_dir, write=lead, resumed=resumed is not None)  # failed jobs say so
+    wandb_id = record.data.get("wandb_id") if resumed else None  # continue the same W&B run
     objects = None
     try:
         objects = build_run(cfg, wandb_id=wandb_id)
