@@ -35,8 +35,10 @@ train: data ## train the default model (MiniLM-L6, question prompt, full tuning)
 test: data ## run the whole test suite (tiny BERT, real data slices; a few minutes on 2 cores)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-bench: data ## training throughput: promptrec-train vs plain PyTorch loops (docs/performance.md)
+bench: data ## speed: framework vs plain PyTorch loops, token cache, catalogue eval (docs/performance.md)
 	PROMPTREC_ROOT=. $(BIN)/python bench/train_speed.py $(ARGS)
+	PROMPTREC_ROOT=. $(BIN)/python bench/data_prep.py
+	PROMPTREC_ROOT=. $(BIN)/python bench/catalogue_eval.py
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check src tests bench

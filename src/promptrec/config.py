@@ -44,6 +44,8 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 0
+    length_grouped: bool = True  # batches of similar prompt lengths: less padding, same epochs
+    pin_memory: str = "auto"  # auto (on with a CUDA accelerator) | true | false
 
 
 @dataclass
@@ -144,6 +146,7 @@ class ModelConfig:
     )
     name_or_path: str | None = None  # lm: Hub name or local folder; embedded models resolve offline
     dropout: float | None = None  # lm: None keeps the checkpoint's own hidden dropout
+    compile: str | None = None  # lm: a torch.compile backend (inductor); None runs eagerly
     dim: int = 64  # mf: embedding size
     objective: str = "task"  # mf: task (the task's own loss) | bpr (pairwise, next_item)
     layers: int = 2  # sasrec: Transformer layers
@@ -230,6 +233,10 @@ def validate(cfg) -> None:
         _check(d[name] > 0, f"data.{name}", d[name], "a positive integer")
     _check(d.history_len >= 0, "data.history_len", d.history_len, "≥ 0")
     _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "≥ 0")
+    _check(
+        str(d.pin_memory).lower() in ("auto", "true", "false"),
+        "data.pin_memory", d.pin_memory, "auto, true or false",
+    )  # fmt: skip
     for name in ("max_users", "max_train_examples", "few_shot"):
         _check(
             d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
@@ -246,6 +253,13 @@ def validate(cfg) -> None:
         cfg.model.objective,
         "'task' or 'bpr'",
     )
+    if cfg.model.get("compile"):
+        import torch
+
+        known = torch.compiler.list_backends(exclude_tags=())  # debugging ones (eager) too
+        _check(cfg.model.compile in known, "model.compile", cfg.model.compile,
+               f"null or a torch.compile backend ({', '.join(torch.compiler.list_backends())}, "
+               "or eager to debug)")  # fmt: skip
     _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
     _check(
         0 <= cfg.tuning.warmup_ratio < 1,

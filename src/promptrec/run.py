@@ -13,11 +13,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
+from promptrec.checkpoint_io import AtomicCheckpointIO
 from promptrec.config import validate
+from promptrec.csv_log import ResumableCSVLogger
 from promptrec.data.datamodule import RecDataModule
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_tokenizer
@@ -48,6 +51,8 @@ def build_datamodule(cfg: DictConfig) -> RecDataModule:
 
 def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
     model = build_model(cfg, datamodule)
+    if cfg.model.get("compile"):  # in place: parameter names and checkpoints stay the same
+        model.compile(backend=cfg.model.compile, dynamic=True)  # dynamic: lengths vary per batch
     return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio,
                      tuning=cfg.tuning)  # fmt: skip
 
@@ -106,18 +111,45 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
 
 def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
     """Every logger in ``cfg.logger``. W&B runs are named, grouped and tagged by
-    :func:`~promptrec.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run."""
-    loggers = []
+    :func:`~promptrec.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run.
+    A W&B run that cannot start (no login, no network, a bad setting) never stops training: the
+    run goes on with the CSV log, and says so once."""
+    loggers, wandb_failed = [], False
     for node in (cfg.get("logger") or {}).values():
         if node is None:
             continue
         if node._target_.endswith("WandbLogger"):
             os.environ.setdefault("WANDB_SILENT", "true")  # no banners; offline needs no login
+            os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")  # online but unreachable: not 90 s
             resume = {"id": wandb_id, "resume": "allow"} if wandb_id else {}
-            loggers.append(instantiate(node, **wandb_identity(cfg, node), **resume))
+            logger = instantiate(node, **wandb_identity(cfg, node), **resume)
+            if _wandb_started(logger, cfg):
+                loggers.append(logger)
+            else:
+                wandb_failed = True
         else:
             loggers.append(instantiate(node))
+    if wandb_failed and not any(isinstance(x, CSVLogger) for x in loggers):  # keep a local log
+        loggers.append(ResumableCSVLogger(save_dir=cfg.paths.output_dir, name="csv", version=""))
     return loggers
+
+
+def _wandb_started(logger: WandbLogger, cfg: DictConfig) -> bool:
+    """Start the W&B run now (rank zero; other ranks hold a placeholder), so that a failure
+    shows here, before training, instead of at the first logged step."""
+    try:
+        logger.experiment  # noqa: B018 - the property starts the run
+        return True
+    except Exception as exc:  # wandb raises many types: auth, network, usage, config
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        Console(stderr=True).print(
+            f"[bold yellow]Warning:[/] W&B could not start ({reason}). Training goes on and logs "
+            f"to {cfg.paths.output_dir}/csv/metrics.csv. To log to W&B, run `wandb login` and "
+            "check logger.wandb.*, or keep logger.wandb.offline=true (the default), which needs "
+            "neither login nor network.",
+            highlight=False,
+        )
+        return False
 
 
 def wandb_facts(loggers: list[Logger]) -> dict:
@@ -135,7 +167,8 @@ def wandb_facts(loggers: list[Logger]) -> dict:
 def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(TestOutputWriter(Path(cfg.paths.output_dir)))  # every run's test tables
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                       plugins=[AtomicCheckpointIO()])  # fmt: skip
 
 
 def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:

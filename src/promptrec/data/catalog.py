@@ -10,9 +10,8 @@ import torch
 
 @dataclass
 class Catalog:
-    item_ids: list[
-        str
-    ]  # index → item id: every item of the item file, then any only in interactions
+    # index → item id: every item of the item file, then any only in interactions
+    item_ids: list[str]
     item_index: dict[str, int]
     user_ids: list[str]
     user_index: dict[str, int]
@@ -20,11 +19,12 @@ class Catalog:
 
     @classmethod
     def build(cls, items: pd.DataFrame, split: pd.DataFrame) -> Catalog:
-        extra = sorted(set(split["item_id"]) - set(items["item_id"]))
+        extra = sorted(set(split["item_id"].unique()) - set(items["item_id"]))
         item_ids = list(items["item_id"]) + extra
         item_index = {item: i for i, item in enumerate(item_ids)}
         user_ids = list(pd.unique(split["user_id"]))
-        counts = split.loc[split["split"] == "train", "item_id"].map(item_index).value_counts()
+        train_items = split.loc[split["split"] == "train", "item_id"]
+        counts = pd.Series(pd.Index(item_ids).get_indexer(train_items)).value_counts()
         popularity = torch.zeros(len(item_ids), dtype=torch.float64)
         popularity[torch.tensor(counts.index.to_numpy())] = torch.tensor(
             counts.to_numpy(), dtype=torch.float64

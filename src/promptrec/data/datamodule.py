@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 from filelock import FileLock
+from lightning.pytorch.accelerators import CUDAAccelerator
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from promptrec.data.batching import LengthGroupedSampler
 from promptrec.data.catalog import Catalog
 from promptrec.data.examples import cap_examples, few_shot
 from promptrec.data.loaders import InteractionData
@@ -258,16 +260,29 @@ class RecDataModule(L.LightningDataModule):
         os.replace(staging, folder)  # publish complete caches only
 
     # -- loaders --------------------------------------------------------------------------------
-    def _loader(self, which: str, shuffle: bool) -> DataLoader:
-        batch = self.cfg.batch_size if which == "train" else self.cfg.eval_batch_size
-        return DataLoader(self.prepared.datasets[which], batch_size=batch, shuffle=shuffle,
-                          collate_fn=self.collate, num_workers=self.cfg.num_workers)  # fmt: skip
+    def _loader(self, which: str) -> DataLoader:
+        train = which == "train"
+        batch = self.cfg.batch_size if train else self.cfg.eval_batch_size
+        dataset = self.prepared.datasets[which]
+        lengths = self.prepared.examples[which].get("n_tokens")  # prompts; ID batches have none
+        if lengths is not None and self.cfg.length_grouped:
+            sampler = LengthGroupedSampler(lengths.to_numpy(), batch, self.seed, shuffle=train)
+        else:
+            sampler = RandomSampler(dataset) if train else None  # global, seeded RNG
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=self.collate,
+                          num_workers=self.cfg.num_workers, pin_memory=self._pin_memory())  # fmt: skip
+
+    def _pin_memory(self) -> bool:
+        setting = str(self.cfg.pin_memory).lower()
+        if setting != "auto":
+            return setting == "true"
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
     def train_dataloader(self):
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self):
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self):
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

@@ -143,9 +143,17 @@ def make_split(interactions: pd.DataFrame, name: str = "loo", **settings) -> pd.
 
 
 def content_hash(frame: pd.DataFrame) -> str:
-    """A hash of the split's content (not of the file bytes), stable across pandas/parquet versions."""
-    payload = frame[SPLIT_COLUMNS].to_csv(index=False).encode()
-    return hashlib.sha256(payload).hexdigest()[:16]
+    """A hash of the split's values, column by column (text joined, numbers as float64 bytes):
+    independent of pandas, parquet or dtype details, and fast enough to check on every load."""
+    digest = hashlib.sha256()
+    for column in SPLIT_COLUMNS:
+        values = frame[column]
+        digest.update(column.encode())
+        if pd.api.types.is_numeric_dtype(values):
+            digest.update(values.to_numpy(dtype="float64").tobytes())
+        else:
+            digest.update("\x1f".join(values.astype(str).tolist()).encode())
+    return digest.hexdigest()[:16]
 
 
 def load_or_build_split(

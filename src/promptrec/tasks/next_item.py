@@ -68,13 +68,15 @@ class NextItemTask(Task):
     ) -> list[torch.Tensor]:
         """Items that may not be ranked: the user's earlier items (full ranking), or everything but
         the target and its saved negatives (sampled ranking). A re-consumed target stays rankable."""
-        if not self.negatives:
-            return [
-                torch.as_tensor(
-                    [self.index[i] for i in seen if self.index[i] != t], dtype=torch.long
-                )
-                for seen, t in zip(examples["seen_items"], targets.tolist())
-            ]
+        if not self.negatives:  # vectorised: ~100 seen items for each of 943 users
+            seen = examples["seen_items"]
+            counts = torch.as_tensor(seen.map(len).to_numpy(), dtype=torch.long)
+            flat = np.concatenate([np.asarray(x, dtype=object) for x in seen]) if len(seen) else []
+            items = torch.as_tensor(pd.Index(self.item_ids).get_indexer(flat), dtype=torch.long)
+            rows = torch.repeat_interleave(torch.arange(len(seen)), counts)
+            keep = items != targets[rows]
+            kept = torch.bincount(rows[keep], minlength=len(seen)).tolist()
+            return list(torch.split(items[keep], kept))
         excluded = []
         for user, position, t in zip(examples["user_id"], examples["position"], targets.tolist()):
             keep = torch.ones(len(self.item_ids), dtype=torch.bool)

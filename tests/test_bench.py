@@ -1,0 +1,62 @@
+"""The benchmark scripts run end to end (tiny model, a few users) and report every figure.
+
+They measure speed; these tests only keep them working. No wall-clock time is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+VARIANTS = ["naive", "dynamic", "grouped", "framework"]
+
+
+def bench(script: str, *args: str, root) -> subprocess.CompletedProcess:
+    env = {"PROMPTREC_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def small(tiny_model_dir, data_dir, tmp_path) -> list[str]:
+    return [f"model.name_or_path={tiny_model_dir}", f"paths.data_dir={data_dir}",
+            f"paths.cache_dir={tmp_path / 'cache'}", "data.max_users=12",
+            "data.max_train_examples=64", "data.batch_size=8", "data.history_len=3"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_train_speed_reports_every_variant_and_ratio(tiny_model_dir, data_dir, tmp_path):
+    out = tmp_path / "bench" / "train_speed.json"
+    bench("train_speed.py", "--steps", "2", "--warmup", "1", "--rounds", "2", "--out", str(out),
+          *small(tiny_model_dir, data_dir, tmp_path), root=tmp_path)  # fmt: skip
+    result = json.loads(out.read_text())
+    for name in VARIANTS:
+        assert result[name]["samples_per_s"] > 0 and result[name]["timed_steps"] == 2
+        assert result[name]["padded_per_real_token"] >= 1.0
+    assert result["naive"]["padded_per_real_token"] > result["grouped"]["padded_per_real_token"]
+    assert (
+        result["grouped"]["padded_per_real_token"] == result["framework"]["padded_per_real_token"]
+    )
+    assert all(v is not None for v in result["ratios (median of rounds)"].values())
+    assert len(result["rounds"]) == 2 and result["setup"]["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_data_prep_and_catalogue_benchmarks_run(tiny_model_dir, data_dir, tmp_path):
+    prep = tmp_path / "prep.json"
+    bench("data_prep.py", "--out", str(prep), *small(tiny_model_dir, data_dir, tmp_path),
+          root=tmp_path)  # fmt: skip
+    assert json.loads(prep.read_text())["second_s"] > 0
+    catalogue = tmp_path / "catalogue.json"
+    bench("catalogue_eval.py", "--out", str(catalogue), *small(tiny_model_dir, data_dir, tmp_path),
+          root=tmp_path)  # fmt: skip
+    result = json.loads(catalogue.read_text())
+    assert {r["users"] for r in result.values()} == {12}
+    assert {r["items"] for r in result.values()} == {1682}
