@@ -228,39 +228,6 @@ def test_reproduce_matches_bit_for_bit_and_eval_accepts_the_run_folder(
     assert json.loads((eval_dir / "metrics.json").read_text())["test/auc"] == original["test/auc"]
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_into_the_same_wandb_run_with_identical_metrics(
-    tiny_model_dir, data_dir, tmp_path
-):
-    args = ["promptrec-train", "logger=default", "+callbacks.kill._target_=killer.KillAtStep",
-            *tiny(tiny_model_dir, data_dir, users=30, examples=64), "trainer.max_epochs=2"]  # fmt: skip
-    killed_root, whole_root = tmp_path / "killed", tmp_path / "whole"
-    done = run(args, killed_root, PROMPTREC_TEST_KILL_AT="11")  # 8 steps per epoch: mid-epoch 2
-    assert done.returncode == -9  # SIGKILL: no cleanup, no exception handler ran
-    (run_dir,) = (killed_root / "outputs" / "train" / "runs").iterdir()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
-    assert not (run_dir / "metrics.json").exists()
-    first_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
-
-    done = run(["promptrec-train", f"ckpt_path={run_dir}"], killed_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "finished" and record["resumed"] and record["wandb_id"] == first_id
-    offline = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 2 and all(p.name.endswith(first_id) for p in offline)
-    curve = pd.read_csv(run_dir / "csv" / "metrics.csv")  # the killed part of the log is kept
-    assert len(curve.dropna(subset=["val/auc"])) == 2  # epoch 1 (before the kill) and epoch 2
-
-    done = run(args, whole_root)  # the same run, never interrupted
-    assert done.returncode == 0, done.stderr[-3000:]
-    (whole_dir,) = (whole_root / "outputs" / "train" / "runs").iterdir()
-    resumed, whole = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, whole_dir))
-    scores = [k for k in whole if k.startswith(("test/", "val/", "train/"))]
-    assert len(scores) > 10
-    assert {k: resumed[k] for k in scores} == {k: whole[k] for k in scores}
-
-
 def test_last_resumes_the_newest_unfinished_run(train_cfg, tmp_path):
     runs = tmp_path / "outputs" / "train" / "runs"
     for name, status in (("a", "failed"), ("b", "finished"), ("c", "running")):

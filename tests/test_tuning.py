@@ -13,7 +13,7 @@ from promptrec.errors import ConfigError
 from promptrec.eval import evaluate
 from promptrec.models.adapters import Bottleneck, add_adapters
 from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
-from promptrec.models.module import RecModule
+from promptrec.models.module import CheckpointMismatch, RecModule
 from promptrec.models.tuning import AdaLoraSchedule, apply_tuning, merge_lora
 from promptrec.tasks import build_task
 from promptrec.train import train
@@ -105,7 +105,7 @@ def test_checkpoint_of_another_mode_is_refused(tiny_model_dir):
     lora = _module(tiny_model_dir, "lora", seed=0)
     checkpoint = {"state_dict": lora.state_dict()}
     lora.on_save_checkpoint(checkpoint)
-    with pytest.raises(RuntimeError, match="checkpoint lacks trained weights"):
+    with pytest.raises(CheckpointMismatch, match="trained weights missing"):
         _module(tiny_model_dir, "ia3", seed=0).on_load_checkpoint(checkpoint)
 
 

@@ -23,16 +23,35 @@ class TrainingDiverged(PromptRecError):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or torch.isfinite(loss).all():
+    """Checked before backward: nothing has used the bad loss yet, so if the weights are still
+    finite they are the last good state, and they are saved as ``checkpoints/last_good.ckpt``."""
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        if torch.isfinite(loss).all():
             return
-        last = next(
-            (c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), ""
-        ) or next(
-            (c.best_model_path for c in trainer.checkpoint_callbacks if c.best_model_path), ""
-        )
-        saved = f"The last good state is {Path(last)}." if last else "No checkpoint was saved yet."
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in pl_module.parameters())
+        folder = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+        if weights_ok and folder and trainer.world_size == 1:  # DDP: saving would need all ranks
+            path = Path(folder) / "last_good.ckpt"
+            trainer.save_checkpoint(path)
+            saved = (f"The state before this step is saved as {path} (resume with "
+                     f"ckpt_path={path} after changing the settings).")  # fmt: skip
+        else:
+            last = next(
+                (c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), ""
+            ) or next(
+                (c.best_model_path for c in trainer.checkpoint_callbacks if c.best_model_path), ""
+            )
+            why = (
+                ""
+                if weights_ok
+                else "The weights were already non-finite (the previous update overflowed). "
+            )
+            saved = why + (
+                f"The last good state is {Path(last)}."
+                if last
+                else "No checkpoint was saved before it."
+            )
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         raise TrainingDiverged(
             f"the training loss became {loss.item()} at step {trainer.global_step} (epoch "

@@ -39,7 +39,7 @@ from promptrec.prompts.encoder import PromptEncoder, task_templates
 from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
 from promptrec.tasks import Task
 
-CACHE_VERSION = "4"  # bump when example building or rendering changes meaning
+CACHE_VERSION = "5"  # bump when example building or rendering changes meaning
 SPLITS = ("train", "val", "test")
 TEXT_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
 ID_COLUMNS = ["user_idx", "item_idx", "history_idx", "labels", "example_id"]
@@ -53,6 +53,25 @@ def _left_padded(history, index: dict[str, int], width: int) -> list[int]:
     """Item ids + 1 (0 is padding), most recent last, left-padded to ``width`` (sequence models)."""
     ids = [index[i] + 1 for i in history][-width:]
     return [0] * (width - len(ids)) + ids
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a cache entry (a few MB: milliseconds)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "done")
+    return {str(p.relative_to(folder)): sha256_file(p) for p in files}
+
+
+def _cache_intact(folder: Path) -> bool:
+    """A token cache entry is used only if it is complete and every file still has the digest
+    recorded when it was written; anything else (a crash, a disk error, an edit) rebuilds it."""
+    try:
+        recorded = json.loads((folder / "done").read_text())
+    except (OSError, ValueError):
+        return False
+    if recorded == _file_digests(folder):
+        return True
+    print(f"token cache {folder.name} does not match its checksums: rebuilding it")
+    return False
 
 
 @dataclass
@@ -202,7 +221,7 @@ class RecDataModule(L.LightningDataModule):
         key = _digest(CACHE_VERSION, split_hash, self.prompt_hash, tok_id, task_id,
                       cfg.history_len, cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
-        if not (folder / "done").is_file():
+        if not _cache_intact(folder):
             self._tokenise_all(encoder, split, folder)
         loaded = {s: datasets.load_from_disk(str(folder / s)) for s in SPLITS}
         examples = {
@@ -255,7 +274,7 @@ class RecDataModule(L.LightningDataModule):
             ds = ds.map(render, batched=True,  # history lists stay: explanations edit them
                         new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
             ds.save_to_disk(str(staging / which))
-        (staging / "done").write_text("ok\n")
+        (staging / "done").write_text(json.dumps(_file_digests(staging), indent=1))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)  # publish complete caches only
 

@@ -41,10 +41,13 @@ def _read_table(path: Path, sep: str, names=None, encoding="utf-8") -> pd.DataFr
         raise DataError(
             f"Data file {path} does not exist. Check data.path / data.source, or run `make data`."
         )
-    frame = pd.read_csv(
-        path, sep=sep, header=None if names else 0, names=names, dtype=str,
-        keep_default_na=False, quoting=csv.QUOTE_NONE, encoding=encoding,
-    )  # fmt: skip
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, header=None if names else 0, names=names, dtype=str,
+            keep_default_na=False, quoting=csv.QUOTE_NONE, encoding=encoding,
+        )  # fmt: skip
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
     if frame.empty:
         raise DataError(
             f"Data file {path} has no rows. Replace it with a complete copy (`make data`)."
@@ -96,6 +99,14 @@ def _finish_interactions(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
             "timestamp": _numeric(frame, "timestamp", path, kind="int"),
         }
     )
+    repeated = out.duplicated(keep="first")
+    if repeated.any():  # the same rating twice is a broken export, not a re-watch
+        row = int(repeated.to_numpy().argmax())
+        raise DataError(
+            f"{path} has {int(repeated.sum())} duplicate rows (same user_id, item_id, rating and "
+            f"timestamp); the first is data row {row + 1}. Remove them (e.g. pandas "
+            "drop_duplicates) or fetch the file again; a repeated interaction needs its own timestamp."
+        )
     return out.reset_index(drop=True)
 
 

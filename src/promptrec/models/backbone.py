@@ -7,6 +7,7 @@ with no network; any other Hub name or local folder goes to ``from_pretrained`` 
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import torch
@@ -41,16 +42,38 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+# encoder-only models with BERT's interface (token type ids optional, [CLS]/[MASK] heads)
+BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta",
+               "deberta-v2", "camembert", "mpnet", "ernie", "modernbert", "megatron-bert")  # fmt: skip
+
+
+def _check_family(name_or_path: str, model_type: str | None) -> None:
+    """Refuse decoder-only or other models up front, with the reason, instead of a shape error
+    deep in training (their configs load fine through the Auto classes)."""
+    if model_type not in BERT_FAMILY:
+        raise ConfigError(
+            f"model.name_or_path={name_or_path!r} is a {model_type!r} model, not a BERT-family "
+            f"encoder ({', '.join(BERT_FAMILY)}). PromptRec scores prompts with an encoder's "
+            "[CLS]/[MASK] outputs; choose one of those, e.g. bert-base-uncased."
+        )
+
+
 def _load(loader, name_or_path: str, what: str, **kwargs):
     path = resolve_model_path(name_or_path)
+    config_file = Path(path) / "config.json"
+    if config_file.is_file():  # a local folder: check before loading anything
+        _check_family(name_or_path, json.loads(config_file.read_text()).get("model_type"))
     try:
-        return loader(path, trust_remote_code=False, **kwargs)
+        loaded = loader(path, trust_remote_code=False, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"model.name_or_path={name_or_path!r}: could not load the {what} ({str(exc).splitlines()[0][:200]}). "
             "Give a local folder with config.json, tokenizer files and weights, or a Hub name while "
             "online; the default 'sentence-transformers/all-MiniLM-L6-v2' works offline."
         ) from exc
+    if hasattr(loaded, "config"):  # a Hub download: its type is known only now
+        _check_family(name_or_path, loaded.config.model_type)
+    return loaded
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

@@ -18,8 +18,13 @@ import torch
 import torch.nn as nn
 from transformers import get_linear_schedule_with_warmup
 
+from promptrec.errors import ConfigError
 from promptrec.models.tuning import AdaLoraSchedule, merge_lora
 from promptrec.tasks import Task
+
+
+class CheckpointMismatch(ConfigError):
+    """The checkpoint's weights do not fit the model this config builds."""
 
 
 @torch.no_grad()
@@ -87,12 +92,26 @@ class RecModule(L.LightningModule):
             }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse, by name, a checkpoint built with another task, model or tuning mode, before
+        ``load_state_dict`` fails with a raw list of keys or shapes."""
+        saved, own = checkpoint["state_dict"], self.state_dict()
         trained = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
-        missing = sorted(trained - set(checkpoint["state_dict"]))
-        if missing:
-            raise RuntimeError(
-                f"checkpoint lacks trained weights {missing[:3]}…: built with another tuning mode?"
-            )
+        missing = sorted(trained - set(saved))
+        unknown = sorted(set(saved) - set(own))
+        reshaped = sorted(k for k in set(saved) & set(own) if saved[k].shape != own[k].shape)
+        if not (missing or unknown or reshaped):
+            return
+        found = [f"{len(missing)} trained weights missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(unknown)} weights this model lacks (e.g. {unknown[0]})" if unknown else "",
+                 f"{len(reshaped)} of another shape (e.g. {reshaped[0]}: "
+                 f"{tuple(saved[reshaped[0]].shape)} saved, {tuple(own[reshaped[0]].shape)} here)"
+                 if reshaped else ""]  # fmt: skip
+        raise CheckpointMismatch(
+            "ckpt_path points to a checkpoint that was trained with another task, model or tuning "
+            f"mode than this config ({'; '.join(f for f in found if f)}). Evaluate it with its own "
+            "run's settings (promptrec-eval reads <run>/.hydra/config.yaml unless "
+            "use_run_config=false), or give a checkpoint trained with these settings."
+        )
 
     # -- evaluation -----------------------------------------------------------------------------
     def _collect(self, stage: str, batch: dict) -> None:

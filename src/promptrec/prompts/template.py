@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptrec.errors import ConfigError
@@ -106,6 +106,12 @@ class PromptTemplate:
             raise ConfigError(
                 f"The {self.where} uses unknown field '{field}'. "
                 f"Available fields: {_field_list(self.fields)}. Fix the spelling in the template."
+            ) from None
+        except (TemplateError, TypeError) as exc:  # the sandbox: no internals, files or imports
+            raise ConfigError(
+                f"The {self.where} tried something templates may not do ({exc}). Templates read "
+                f"only the example's fields ({_field_list(self.fields)}) and cannot open files, "
+                "import modules or reach Python internals; rewrite it with those fields."
             ) from None
 
 
