@@ -53,9 +53,8 @@ def rank_catalogue(
     lengths = torch.tensor([len(items) for items in exclude], dtype=torch.long)
     if int(lengths.sum()) > 0:  # one indexed write for every (row, item) pair
         rows = torch.repeat_interleave(torch.arange(len(exclude)), lengths)
-        scores[rows, torch.cat([torch.as_tensor(e, dtype=torch.long) for e in exclude])] = float(
-            "-inf"
-        )
+        items = torch.cat([torch.as_tensor(e, dtype=torch.long) for e in exclude])
+        scores[rows, items] = float("-inf")
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
     valid = torch.gather(scores, 1, order) > float("-inf")
     return torch.where(valid, order, torch.full_like(order, -1)), valid
