@@ -14,9 +14,9 @@ import torch
 from omegaconf import open_dict
 
 from conftest import compose_config, run, tiny, tiny_overrides
+from promptrec.atomic import write_atomic
 from promptrec.callbacks import TrainingDiverged
 from promptrec.checkpoint_io import AtomicCheckpointIO
-from promptrec.reporting import write_atomic
 from promptrec.run import build_datamodule, build_trainer
 from promptrec.train import train
 
@@ -87,7 +87,7 @@ def test_a_crash_mid_checkpoint_leaves_the_previous_one_intact(tmp_path, monkeyp
     io.save_checkpoint({"w": torch.ones(3)}, path)
 
     def killed_mid_write(obj, f):
-        f.write(b"half a checkpoint")
+        Path(f).write_bytes(b"half a checkpoint")
         raise KeyboardInterrupt  # the process dies here
 
     monkeypatch.setattr(torch, "save", killed_mid_write)
@@ -95,6 +95,7 @@ def test_a_crash_mid_checkpoint_leaves_the_previous_one_intact(tmp_path, monkeyp
         io.save_checkpoint({"w": torch.zeros(3)}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["w"].eq(1).all()  # the old one, whole
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no half file left
 
 
 def test_a_crash_mid_metrics_write_leaves_the_previous_file(tmp_path, monkeypatch):

@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from promptrec.atomic import write_atomic
 from promptrec.config import config_dir, register_configs
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
 from promptrec.prompts.occlusion import occlusion_table
-from promptrec.reporting import write_atomic
 from promptrec.run import load_trained_lm
 
 

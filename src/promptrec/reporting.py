@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import lightning as L
@@ -12,12 +11,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from rich.console import Console
 from rich.table import Table
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write then rename, so a crash never leaves a truncated file that a later step trusts."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from promptrec.atomic import write_atomic
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
+from promptrec.atomic import write_atomic
 from promptrec.config import config_dir, register_configs
 from promptrec.entry import run_main
 from promptrec.models.module import score_features
 from promptrec.prompts.perturb import get_perturbation
-from promptrec.reporting import write_atomic
 from promptrec.run import load_trained_lm
 
 

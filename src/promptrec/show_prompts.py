@@ -15,11 +15,12 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.panel import Panel
 
+from promptrec.atomic import write_atomic
 from promptrec.config import config_dir, register_configs, validate
 from promptrec.entry import run_main
 from promptrec.errors import ConfigError
 from promptrec.prompts.inspect import prompt_stats, sample_prompts
-from promptrec.reporting import print_metrics, write_atomic
+from promptrec.reporting import print_metrics
 from promptrec.run import build_datamodule
 
 

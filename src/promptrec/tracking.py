@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from promptrec.reporting import write_atomic
+from promptrec.atomic import write_atomic
 
 RUN_RECORD = "run.json"
 

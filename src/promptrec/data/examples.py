@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from promptrec.atomic import write_atomic
 
 EXAMPLE_COLUMNS = [
     "example_id",
@@ -47,6 +48,5 @@ def few_shot(examples: pd.DataFrame, k: int, seed: int, manifest: Path) -> pd.Da
         "seed": seed,
         "examples": [[u, int(p)] for u, p in zip(chosen["user_id"], chosen["position"])],
     }
-    manifest.with_suffix(".tmp").write_text(json.dumps(payload))
-    os.replace(manifest.with_suffix(".tmp"), manifest)
+    write_atomic(manifest, json.dumps(payload))
     return chosen

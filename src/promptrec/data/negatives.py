@@ -10,12 +10,12 @@ in proportion to training interactions (harder negatives).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from promptrec.atomic import write_atomic
 from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 
@@ -57,6 +57,5 @@ def load_or_draw(
         return json.loads(path.read_text())
     drawn = _draw(split, which, catalog, n, sampler, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".tmp").write_text(json.dumps(drawn))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_atomic(path, json.dumps(drawn))
     return drawn

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from promptrec.atomic import atomic_path, write_atomic
 from promptrec.errors import ConfigError
 
 SPLIT_COLUMNS = ["user_id", "item_id", "rating", "timestamp", "position", "split"]
@@ -173,10 +173,9 @@ def load_or_build_split(
     frame = make_split(interactions, **settings)
     digest = content_hash(frame)
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(f"{table}.tmp", index=False)
-    os.replace(f"{table}.tmp", table)
+    with atomic_path(table) as partial:
+        frame.to_parquet(partial, index=False)
     counts = frame["split"].value_counts().to_dict()
     meta = {"content_hash": digest, "key": key, "settings": settings, "rows": counts}
-    meta_path.with_suffix(".tmp").write_text(json.dumps(meta, indent=2))
-    os.replace(meta_path.with_suffix(".tmp"), meta_path)
+    write_atomic(meta_path, json.dumps(meta, indent=2))
     return frame, digest
