@@ -20,7 +20,7 @@ from pathlib import Path
 
 from train_speed import compose_train
 
-from promptrec.run import build_run
+from promptrec.runtime.build import build_run
 
 VARIANTS = {
     "catalog head": [],

@@ -23,7 +23,7 @@ from pathlib import Path
 def build_once(cache_dir: str, overrides: list[str]) -> float:
     from train_speed import compose_train
 
-    from promptrec.run import build_datamodule
+    from promptrec.runtime.build import build_datamodule
 
     cfg = compose_train(["logger=csv", f"paths.cache_dir={cache_dir}", *overrides])
     start = time.perf_counter()

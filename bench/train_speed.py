@@ -43,9 +43,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from transformers import DataCollatorWithPadding
 
-from promptrec.config import config_dir, register_configs, validate
-from promptrec.costs import peak_memory_mb, reset_peak_rss
-from promptrec.run import build_datamodule, build_module, build_run
+from promptrec.runtime.build import build_datamodule, build_module, build_run
+from promptrec.runtime.config import config_dir, register_configs, validate
+from promptrec.runtime.costs import peak_memory_mb, reset_peak_rss
 
 NAIVE_LENGTH = 128  # what tutorial code pads every example to
 
@@ -134,7 +134,7 @@ class MeterCallback(L.Callback):
 def plain_loop(cfg, datamodule, batches, steps: int, warmup: int, device, autocast) -> dict:
     """A hand-written loop: forward, the task's loss, backward, clip, AdamW, zero_grad."""
     L.seed_everything(cfg.seed, verbose=False)
-    module = build_module(cfg, datamodule).to(device).train()
+    module = build_module(cfg, datamodule)[0].to(device).train()
     model, task = module.model, datamodule.task
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.tuning.lr, weight_decay=cfg.tuning.weight_decay)

@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from promptrec.config import config_dir, register_configs
 from promptrec.data.sources import fetch_recbole_ml100k
 from promptrec.models.backbone import resolve_model_path
+from promptrec.runtime.config import config_dir, register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "offline")

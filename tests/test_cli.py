@@ -63,7 +63,9 @@ def test_multirun_gives_each_job_its_own_wandb_run(tiny_model_dir, data_dir, tmp
 
 
 def test_hydra_cfg_flag_prints_the_resolved_job_config(tmp_path):
-    done = _run([sys.executable, "-m", "promptrec.train", "--cfg", "job", "tuning=lora"], tmp_path)
+    done = _run(
+        [sys.executable, "-m", "promptrec.cli.train", "--cfg", "job", "tuning=lora"], tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "mode: lora" in done.stdout and "name: question" in done.stdout
 

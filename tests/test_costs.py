@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from promptrec.costs import peak_memory_mb, reset_peak_rss
+from promptrec.runtime.costs import peak_memory_mb, reset_peak_rss
 
 
 def test_peak_rss_restarts_after_a_reset():

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from conftest import BIN, compose_config, run, tiny
-from promptrec.config import validate_launch
 from promptrec.errors import ConfigError
+from promptrec.runtime.config import validate_launch
 
 DDP_CPU = ["trainer.accelerator=cpu", "trainer.devices=2"]
 

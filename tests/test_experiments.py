@@ -19,9 +19,9 @@ import yaml
 from nbclient import NotebookClient
 
 from conftest import compose_config, run, tiny
+from promptrec.cli.reproduce import compare
 from promptrec.experiments.summary import summarize
-from promptrec.reproduce import compare
-from promptrec.resume import run_to_resume
+from promptrec.runtime.resume import run_to_resume
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_wandb_sweep_specs_drive_valid_hydra_overrides():
     for spec_file in sorted((REPO / "conf" / "wandb_sweep").glob("*.yaml")):
         spec = yaml.safe_load(spec_file.read_text())
         assert spec["command"][-1] == "${args_no_hyphens}"
-        assert spec["command"][:4] == ["${env}", "${interpreter}", "-m", "promptrec.train"]
+        assert spec["command"][:4] == ["${env}", "${interpreter}", "-m", "promptrec.cli.train"]
         fixed = spec["command"][4:-1]
         choices = [
             [f"{k}={v}" for v in (p["values"] if "values" in p else (p["min"], p["max"]))]

@@ -12,13 +12,13 @@ from torch.utils.data import DataLoader
 
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import (
-    TextScorer,
     load_classifier,
     load_tokenizer,
     resolve_model_path,
 )
-from promptrec.models.module import RecModule
 from promptrec.models.tuning import apply_tuning, count_parameters
+from promptrec.pipeline.module import RecModule
+from promptrec.strategies.classifier import TextScorer
 from promptrec.tasks import build_task
 
 LORA = OmegaConf.create(

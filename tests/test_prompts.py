@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from promptrec.config import config_dir
 from promptrec.errors import ConfigError
 from promptrec.prompts.template import ITEM_FIELDS, PromptTemplate, render_within_budget
+from promptrec.runtime.config import config_dir
 
 CONTEXT = {
     "user": {"id": "7", "age": 30, "gender": "F", "occupation": "writer"},

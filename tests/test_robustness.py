@@ -10,11 +10,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
+from promptrec.analysis.perturb import drop_history, get_perturbation, shuffle_history
+from promptrec.cli.robustness import interval, robustness
+from promptrec.cli.train import train
 from promptrec.errors import ConfigError
-from promptrec.prompts.perturb import drop_history, get_perturbation, shuffle_history
-from promptrec.robustness import interval, robustness
-from promptrec.run import with_run_config
-from promptrec.train import train
+from promptrec.runtime.build import with_run_config
 
 
 def test_perturbations_keep_or_drop_items_reproducibly():
@@ -47,6 +47,9 @@ def test_train_on_seen_templates_then_score_every_template(tiny_model_dir, data_
     )
     examples = objects["datamodule"].prepared.examples
     assert set(examples["train"].template) == {0, 1} and set(examples["test"].template) == {0}
+    by_template = examples["train"].groupby("template")["text"]
+    assert not by_template.get_group(1).str.contains("rated movies out of 5").any()
+    assert by_template.get_group(1).str.contains("Ratings so far").all()  # pool #1 is rendered
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     overrides = [o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path / "r")
                  if o.startswith(("model.", "paths.", "data."))]  # fmt: skip

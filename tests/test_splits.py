@@ -10,13 +10,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
+from promptrec.cli.train import train
 from promptrec.data.examples import few_shot
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import SPLITTERS, make_split, select_users
 from promptrec.errors import ConfigError
 from promptrec.tasks import build_task
 from promptrec.tasks.base import VISIBLE
-from promptrec.train import train
 
 PREFERENCE = build_task(OmegaConf.create({"name": "preference", "like_threshold": 4.0}))
 

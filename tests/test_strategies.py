@@ -10,13 +10,14 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
+from promptrec.cli.train import train
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
-from promptrec.models.soft_prompt import SoftPrompt
+from promptrec.models.backbone import load_classifier, load_tokenizer
 from promptrec.models.tuning import apply_tuning
 from promptrec.prompts.template import SOFT_TOKEN
-from promptrec.prompts.verbalizer import Verbalizer
-from promptrec.train import train
+from promptrec.strategies.classifier import TextScorer
+from promptrec.strategies.soft import SoftPrompt
+from promptrec.strategies.verbalizer import Verbalizer
 
 
 @pytest.fixture(scope="module")

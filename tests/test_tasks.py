@@ -13,12 +13,12 @@ from omegaconf import OmegaConf
 from sklearn import metrics as skm
 
 from conftest import compose_config, tiny_overrides
+from promptrec.cli.train import train
 from promptrec.data.catalog import Catalog
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError, DataError
 from promptrec.tasks import build_task
-from promptrec.train import train
 
 
 def _task(**cfg):

@@ -9,9 +9,9 @@ import pytest
 from omegaconf import open_dict
 
 from conftest import compose_config, tiny_overrides
+from promptrec.cli.eval import evaluate
+from promptrec.cli.train import train
 from promptrec.errors import ConfigError
-from promptrec.eval import evaluate
-from promptrec.train import train
 
 METRICS = ["test/auc", "test/logloss", "test/accuracy", "test/precision", "test/recall", "test/f1"]
 

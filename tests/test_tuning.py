@@ -8,15 +8,16 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.config import config_dir, validate
+from promptrec.cli.eval import evaluate
+from promptrec.cli.train import train
 from promptrec.errors import ConfigError
-from promptrec.eval import evaluate
 from promptrec.models.adapters import Bottleneck, add_adapters
-from promptrec.models.backbone import TextScorer, load_classifier, load_tokenizer
-from promptrec.models.module import CheckpointMismatch, RecModule
-from promptrec.models.tuning import AdaLoraSchedule, apply_tuning, merge_lora
+from promptrec.models.backbone import load_classifier, load_tokenizer
+from promptrec.models.tuning import AdaLoraSchedule, merge_lora, tune
+from promptrec.pipeline.module import CheckpointMismatch, RecModule
+from promptrec.runtime.config import config_dir, validate
+from promptrec.strategies.classifier import TextScorer
 from promptrec.tasks import build_task
-from promptrec.train import train
 
 MODES = ["full", "frozen", "bitfit", "lora", "adalora", "ia3", "prefix", "prompt_tuning", "adapter"]
 PREFERENCE = build_task(OmegaConf.create({"name": "preference", "like_threshold": 4.0}))
@@ -45,8 +46,8 @@ def _tuning(mode: str):
 def _module(model_dir, mode: str, seed: int) -> RecModule:
     torch.manual_seed(seed)
     tuning = _tuning(mode)
-    model = TextScorer(apply_tuning(load_classifier(str(model_dir), 1), tuning))
-    return RecModule(model, PREFERENCE, torch.optim.AdamW, tuning=tuning)
+    tuned = tune(load_classifier(str(model_dir), 1), tuning)
+    return RecModule(TextScorer(tuned.model), PREFERENCE, torch.optim.AdamW, penalty=tuned.penalty)
 
 
 def _batch(model_dir, n=8):
@@ -132,12 +133,12 @@ def test_adapters_start_as_the_identity_and_sit_where_published(tiny_model_dir):
 
 def test_adalora_schedule_spans_the_real_steps_and_prunes_ranks(tiny_model_dir):
     module = _module(tiny_model_dir, "adalora", seed=0)
-    schedule = module.schedule
-    assert isinstance(schedule, AdaLoraSchedule)
+    schedule = AdaLoraSchedule(module.model, _tuning("adalora").adalora)
     schedule.start(40)
     config = schedule.model.peft_config["default"]
     assert (config.total_step, config.tinit, config.tfinal) == (40, 4, 8)
-    assert float(schedule.penalty()) > 0  # orthogonality penalty joins the loss
+    assert float(schedule.penalty()) > 0  # orthogonality penalty joins the loss …
+    assert float(module.penalty(module.model)) == float(schedule.penalty())  # … in the module
     batch = _batch(tiny_model_dir)
     optimizer = torch.optim.AdamW(
         [p for p in module.model.parameters() if p.requires_grad], lr=1e-2

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.eval import evaluate
+from promptrec.cli.eval import evaluate
+from promptrec.cli.train import train
 from promptrec.models.backbone import load_encoder, load_tokenizer
 from promptrec.models.tuning import apply_tuning, count_parameters
-from promptrec.models.two_tower import TwoTowerScorer
-from promptrec.train import train
+from promptrec.strategies.two_tower import TwoTowerScorer
 
 ITEMS = ["Toy Story (1995): Animation, Comedy", "Heat (1995): Action, Crime", "Fargo (1996): Crime"]
 PROMPTS = ["a man watched Toy Story and Babe", "a woman watched Heat, then Casino"]
@@ -107,9 +107,11 @@ def test_two_tower_run_on_a_cold_item_split(tiny_model_dir, data_dir, tmp_path):
     cfg = compose_config("train", tiny_overrides(tiny_model_dir, data_dir, tmp_path) + setting)
     metrics, objects = train(cfg)
     assert 0.0 <= metrics["test/hr@10"] <= 1.0 and metrics["test/coverage@10"] > 0.0
-    prepared = objects["datamodule"].prepared
-    assert len(prepared.item_texts) == len(prepared.catalog.item_ids)
-    assert prepared.item_texts[0] == "Toy Story (1995): Animation, Children's, Comedy"
+    prepared, strategy = objects["datamodule"].prepared, objects["datamodule"].strategy
+    assert strategy.name == "two_tower" and len(strategy.item_texts) == len(
+        prepared.catalog.item_ids
+    )
+    assert strategy.item_texts[0] == "Toy Story (1995): Animation, Children's, Comedy"
     catalog = prepared.catalog
     never_trained = {i for i, n in zip(catalog.item_ids, catalog.popularity.tolist()) if n == 0}
     cold = set(prepared.examples["test"].item_id) & never_trained

@@ -14,7 +14,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from promptrec.errors import ConfigError
-from promptrec.tracking import load_run_record
+from promptrec.runtime.tracking import load_run_record
 
 # Config settings that never change *what* was run, only where files went and how it was logged.
 IGNORED_GROUPS = ("paths.", "logger.", "callbacks.", "hydra.")

@@ -10,8 +10,6 @@ import importlib
 import json
 from pathlib import Path
 
-import torch
-import torch.nn as nn
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -21,7 +19,6 @@ from transformers import (
 )
 
 from promptrec.errors import ConfigError
-from promptrec.models.soft_prompt import SoftPrompt, encoder_inputs
 
 # Hub name → (package, function returning the model folder).
 EMBEDDED_MODELS = {
@@ -106,14 +103,10 @@ def load_masked_lm(name_or_path: str, dropout: float | None = None):
     return model.train()
 
 
-class TextScorer(nn.Module):
-    """A Hugging Face classifier behind the batch-dict interface that every model here shares."""
-
-    def __init__(self, backbone: nn.Module, soft: SoftPrompt | None = None):
-        super().__init__()
-        self.backbone, self.soft = backbone, soft
-
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.backbone(
-            **encoder_inputs(batch["input_ids"], self.soft), attention_mask=batch["attention_mask"]
-        ).logits
+def load_backbone(kind: str, model_cfg, num_outputs: int):
+    """The backbone a prompt strategy asks for (``Strategy.backbone``)."""
+    name, dropout = model_cfg.name_or_path, model_cfg.get("dropout")
+    loaders = {"classifier": lambda: load_classifier(name, num_outputs, dropout),
+               "masked_lm": lambda: load_masked_lm(name, dropout),
+               "encoder": lambda: load_encoder(name, dropout)}  # fmt: skip
+    return loaders[kind]()

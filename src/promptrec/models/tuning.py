@@ -1,14 +1,19 @@
 """Tuning modes: which parameters of the backbone train. One named builder per mode.
 
-Every builder takes the loaded model and the ``tuning`` config and returns the model to train.
-A task head always trains: the classifier, or a masked-LM head (cloze prompts; MiniLM ships
-without one). Soft prompt vectors are added after tuning and always train too.
+Every builder takes the loaded model and the ``tuning`` config and returns a :class:`Tuned`: the
+model to train, the Lightning callbacks the mode needs (AdaLoRA's rank budget, folding LoRA in
+before testing) and any term it adds to the training loss. A task head always trains: the
+classifier, or a masked-LM head (cloze prompts; MiniLM ships without one). Soft prompt vectors
+are added after tuning and always train too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
+import lightning as L
 import torch
 import torch.nn as nn
 from peft import (
@@ -23,6 +28,14 @@ from peft import (
 
 from promptrec.errors import ConfigError
 from promptrec.models.adapters import add_adapters
+
+
+@dataclass
+class Tuned:
+    model: nn.Module
+    callbacks: list[L.Callback] = field(default_factory=list)  # the trainer runs them
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None  # added to the training loss
+
 
 HEADS = ("classifier", "cls", "lm_head")  # sequence-classification head; BERT / RoBERTa LM heads
 VIRTUAL_TOKEN_MODES = ("prefix", "prompt_tuning")  # peft prepends these inside its own forward
@@ -45,22 +58,22 @@ def _train_only(model: nn.Module, keep: Callable[[str], bool]) -> nn.Module:
     return model
 
 
-def full(model: nn.Module, cfg) -> nn.Module:
+def full(model: nn.Module, cfg) -> Tuned:
     """Every weight trains: the strongest and the most expensive mode."""
     for p in model.parameters():
         p.requires_grad_(True)
-    return model
+    return Tuned(model)
 
 
-def frozen(model: nn.Module, cfg) -> nn.Module:
+def frozen(model: nn.Module, cfg) -> Tuned:
     """Only the head trains (a linear probe); with a cloze prompt and no head to learn, only soft
     prompt vectors train — or nothing, which is zero-shot evaluation."""
-    return _train_only(model, lambda name: False)
+    return Tuned(_train_only(model, lambda name: False))
 
 
-def bitfit(model: nn.Module, cfg) -> nn.Module:
+def bitfit(model: nn.Module, cfg) -> Tuned:
     """Bias terms only (Ben Zaken et al. 2022), plus the head: ~0.1% of the weights."""
-    return _train_only(model, lambda name: name.endswith(".bias"))
+    return Tuned(_train_only(model, lambda name: name.endswith(".bias")))
 
 
 def peft_task_type(model: nn.Module) -> TaskType:
@@ -82,12 +95,14 @@ def _peft(model: nn.Module, config, what: str) -> nn.Module:
     return model
 
 
-def lora(model: nn.Module, cfg) -> nn.Module:
-    """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full."""
+def lora(model: nn.Module, cfg) -> Tuned:
+    """Low-rank updates on chosen linear layers (peft); the head is saved and trained in full.
+    ``tuning.merge_lora``: folded into the backbone before testing (same outputs, no overhead)."""
     c = cfg.lora
     config = LoraConfig(task_type=peft_task_type(model), r=c.r, lora_alpha=c.alpha,
                         lora_dropout=c.dropout, target_modules=list(c.target_modules))  # fmt: skip
-    return _peft(model, config, "lora.target_modules")
+    callbacks = [MergeLoraBeforeTest()] if cfg.get("merge_lora") else []
+    return Tuned(_peft(model, config, "lora.target_modules"), callbacks)
 
 
 # AdaLoRA's schedule is set to the real number of optimizer steps when fitting starts
@@ -95,49 +110,52 @@ def lora(model: nn.Module, cfg) -> nn.Module:
 _PLACEHOLDER_STEPS = 1000
 
 
-def adalora(model: nn.Module, cfg) -> nn.Module:
+def adalora(model: nn.Module, cfg) -> Tuned:
     """LoRA whose ranks are pruned from ``init_r`` towards a ``target_r`` budget while training."""
     c = cfg.adalora
     config = AdaLoraConfig(task_type=peft_task_type(model), init_r=c.init_r, target_r=c.target_r,
                            lora_alpha=c.alpha, lora_dropout=c.dropout,
                            target_modules=list(c.target_modules), tinit=1, tfinal=1, deltaT=c.delta_t,
                            orth_reg_weight=c.orth_reg_weight, total_step=_PLACEHOLDER_STEPS)  # fmt: skip
-    return _peft(model, config, "adalora.target_modules")
+    penalty = partial(orthogonality_penalty, weight=c.orth_reg_weight)
+    return Tuned(_peft(model, config, "adalora.target_modules"), [AdaLoraBudget(c)], penalty)
 
 
-def ia3(model: nn.Module, cfg) -> nn.Module:
+def ia3(model: nn.Module, cfg) -> Tuned:
     """Learned rescaling of keys, values and feed-forward inputs (Liu et al. 2022): fewest weights."""
     c = cfg.ia3
     config = IA3Config(task_type=peft_task_type(model), target_modules=list(c.target_modules),
                        feedforward_modules=list(c.feedforward_modules))  # fmt: skip
-    return _peft(model, config, "ia3.target_modules")
+    return Tuned(_peft(model, config, "ia3.target_modules"))
 
 
-def prefix(model: nn.Module, cfg) -> nn.Module:
+def prefix(model: nn.Module, cfg) -> Tuned:
     """Trainable key/value vectors prepended in every layer (Li & Liang 2021)."""
     config = PrefixTuningConfig(
         task_type=peft_task_type(model), num_virtual_tokens=cfg.virtual_tokens
     )
-    return _peft(model, config, "virtual_tokens")
+    return Tuned(_peft(model, config, "virtual_tokens"))
 
 
-def prompt_tuning(model: nn.Module, cfg) -> nn.Module:
+def prompt_tuning(model: nn.Module, cfg) -> Tuned:
     """Trainable input embeddings prepended to the prompt (Lester et al. 2021), via peft."""
     config = PromptTuningConfig(
         task_type=peft_task_type(model), num_virtual_tokens=cfg.virtual_tokens
     )
-    return _peft(model, config, "virtual_tokens")
+    return Tuned(_peft(model, config, "virtual_tokens"))
 
 
-def adapter(model: nn.Module, cfg) -> nn.Module:
+def adapter(model: nn.Module, cfg) -> Tuned:
     """Bottleneck adapters (models/adapters.py); Houlsby also trains the LayerNorms, as published."""
     c = cfg.adapter
     add_adapters(model, c.kind, c.reduction_factor)
     layer_norms = c.kind == "houlsby"
-    return _train_only(model, lambda n: ".adapter." in n or (layer_norms and "LayerNorm" in n))
+    return Tuned(
+        _train_only(model, lambda n: ".adapter." in n or (layer_norms and "LayerNorm" in n))
+    )
 
 
-TUNING_MODES: dict[str, Callable[[nn.Module, object], nn.Module]] = {
+TUNING_MODES: dict[str, Callable[[nn.Module, object], Tuned]] = {
     "full": full,
     "frozen": frozen,
     "bitfit": bitfit,
@@ -150,7 +168,8 @@ TUNING_MODES: dict[str, Callable[[nn.Module, object], nn.Module]] = {
 }
 
 
-def apply_tuning(model: nn.Module, cfg) -> nn.Module:
+def tune(model: nn.Module, cfg) -> Tuned:
+    """The ``tuning.mode`` builder on a loaded model, in train mode."""
     if cfg.mode not in TUNING_MODES:
         raise ConfigError(
             f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}."
@@ -159,7 +178,14 @@ def apply_tuning(model: nn.Module, cfg) -> nn.Module:
         raise ConfigError(
             f"tuning={cfg.mode} needs its settings under tuning.{cfg.mode} (see conf/tuning/{cfg.mode}.yaml)."
         )
-    return TUNING_MODES[cfg.mode](model, cfg).train()
+    tuned = TUNING_MODES[cfg.mode](model, cfg)
+    tuned.model.train()
+    return tuned
+
+
+def apply_tuning(model: nn.Module, cfg) -> nn.Module:
+    """Only the tuned model (tests, benchmarks and tools that run no trainer)."""
+    return tune(model, cfg).model
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -176,12 +202,6 @@ class AdaLoraSchedule:
     def __init__(self, model: nn.Module, cfg):
         self.model = next(m for m in model.modules() if hasattr(m, "rankallocator"))
         self.cfg = cfg
-
-    @classmethod
-    def find(cls, model: nn.Module, cfg) -> AdaLoraSchedule | None:
-        return (
-            cls(model, cfg) if any(hasattr(m, "rankallocator") for m in model.modules()) else None
-        )
 
     @property
     def _config(self):
@@ -203,11 +223,37 @@ class AdaLoraSchedule:
         self.model.update_and_allocate(global_step)
 
     def penalty(self) -> torch.Tensor | float:
-        weight = self._config.orth_reg_weight
-        terms = [torch.linalg.matrix_norm((p @ p.T if "lora_A" in n else p.T @ p)
-                                          - torch.eye(p.shape[0] if "lora_A" in n else p.shape[1], device=p.device))
-                 for n, p in self.model.named_parameters() if ("lora_A" in n or "lora_B" in n) and p.requires_grad]  # fmt: skip
-        return weight * torch.stack(terms).mean() if terms and weight > 0 else 0.0
+        return orthogonality_penalty(self.model, self.cfg.orth_reg_weight)
+
+
+def orthogonality_penalty(model: nn.Module, weight: float) -> torch.Tensor | float:
+    """AdaLoRA keeps its singular-vector factors orthogonal: ‖PPᵀ − I‖ (‖QᵀQ − I‖) averaged."""
+    terms = [torch.linalg.matrix_norm((p @ p.T if "lora_A" in n else p.T @ p)
+                                      - torch.eye(p.shape[0] if "lora_A" in n else p.shape[1], device=p.device))
+             for n, p in model.named_parameters() if ("lora_A" in n or "lora_B" in n) and p.requires_grad]  # fmt: skip
+    return weight * torch.stack(terms).mean() if terms and weight > 0 else 0.0
+
+
+class AdaLoraBudget(L.Callback):
+    """Runs :class:`AdaLoraSchedule` over a fit: the real number of steps when fitting starts,
+    a budget update after each optimizer step (after backward, before zero_grad)."""
+
+    def __init__(self, settings):
+        self.settings, self.schedule = settings, None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.schedule = AdaLoraSchedule(pl_module, self.settings)
+        self.schedule.start(int(trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.schedule.step(trainer.global_step)
+
+
+class MergeLoraBeforeTest(L.Callback):
+    """After the best weights are restored, fold LoRA into the backbone for testing."""
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        pl_module.model = merge_lora(pl_module.model)
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

@@ -2,18 +2,18 @@
 
 The data module encodes every example through it; the inspection and explanation commands encode
 single (possibly edited) examples through the same object, so what they show is what the model
-was trained on. The prompt config decides the strategy: a cloze prompt must render exactly one
-[MASK], a soft prompt N [SOFT] markers (added in front for ``position: prefix``).
+was trained on. The prompt strategy names the slots every prompt must hold: a cloze prompt exactly
+one [MASK], a soft prompt N [SOFT] markers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import SOFT_TOKEN, PromptTemplate, render_within_budget
+from promptrec.prompts.template import PromptTemplate, render_within_budget
 
 
 @dataclass(frozen=True)
@@ -26,35 +26,21 @@ class Slot:
     fix: str
 
 
-def task_templates(prompt_cfg, task, tokenizer) -> tuple[list[PromptTemplate], list[Slot]]:
-    """The task's template (index 0) and its paraphrases from ``prompt.pool`` (1, 2, …), and the
-    slots every prompt must hold; adds the [SOFT] token to the tokenizer when needed."""
+def task_templates(prompt_cfg, task_name: str, transform: Callable[[str], str] = str
+                   ) -> list[PromptTemplate]:  # fmt: skip
+    """The task's template (index 0) and its paraphrases from ``prompt.pool`` (1, 2, …), each
+    text passed through ``transform`` first (a strategy's, e.g. soft-prompt markers in front)."""
     name = prompt_cfg.name
-    if task.name not in prompt_cfg.templates:
+    if task_name not in prompt_cfg.templates:
         raise ConfigError(
-            f"prompt '{name}' has no template for task '{task.name}' (it has: "
-            f"{sorted(prompt_cfg.templates)}). Add prompt.templates.{task.name} to its YAML file."
+            f"prompt '{name}' has no template for task '{task_name}' (it has: "
+            f"{sorted(k for k in prompt_cfg.templates if k != 'item')}). Choose a prompt that "
+            f"supports task={task_name}, or add prompt.templates.{task_name} to its YAML file."
         )
-    pool = (prompt_cfg.get("pool") or {}).get(task.name) or []
-    texts, slots = [prompt_cfg.templates[task.name], *pool], []
-    if prompt_cfg.get("verbalizer") is not None:
-        if task.name not in prompt_cfg.verbalizer:
-            raise ConfigError(
-                f"prompt '{name}' is a cloze prompt but has no verbalizer for task "
-                f"'{task.name}'. Add prompt.verbalizer.{task.name}: label words per class."
-            )
-        fix = f"write {tokenizer.mask_token} exactly once in prompt.templates.{task.name}"
-        slots.append(Slot(tokenizer.mask_token, tokenizer.mask_token_id, 1, fix))
-    soft = prompt_cfg.get("soft")
-    if soft is not None:
-        tokenizer.add_tokens([SOFT_TOKEN], special_tokens=True)  # one token, never split
-        if soft.position == "prefix":
-            texts = [" ".join([SOFT_TOKEN] * soft.n_tokens) + " " + text for text in texts]
-        fix = f"make the template's {SOFT_TOKEN} markers match prompt.soft.n_tokens"
-        marker = tokenizer.convert_tokens_to_ids(SOFT_TOKEN)
-        slots.append(Slot(SOFT_TOKEN, marker, soft.n_tokens, fix))
-    where = [task.name] + [f"{task.name}, pool #{k}" for k in range(1, len(texts))]
-    return [PromptTemplate(name, text, w) for text, w in zip(texts, where)], slots
+    pool = (prompt_cfg.get("pool") or {}).get(task_name) or []
+    texts = [transform(t) for t in [prompt_cfg.templates[task_name], *pool]]
+    where = [task_name] + [f"{task_name}, pool #{k}" for k in range(1, len(texts))]
+    return [PromptTemplate(name, text, w) for text, w in zip(texts, where)]
 
 
 class PromptEncoder:

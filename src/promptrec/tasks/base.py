@@ -76,7 +76,6 @@ class Task(ABC):
     name: str
     predictions_file = "predictions.csv"
     shows_target = True  # False: the prompt must not see the target (it is the answer)
-    item_tower = False  # True: the model also reads every catalogue item's text
 
     def __init__(self, cfg):
         self.cfg = cfg

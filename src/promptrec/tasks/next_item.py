@@ -2,7 +2,7 @@
 
 ``task.head=catalog``: one output per catalogue item on the [CLS] representation, softmax
 cross-entropy; one forward pass scores every item. ``task.head=two_tower``: the same BERT encodes
-the prompt and each item's text (``prompt.templates.item``), see ``models/two_tower.py``; it can
+the prompt and each item's text (``prompt.templates.item``), see ``strategies/two_tower.py``; it can
 score items that never occur in training. At evaluation, every item the user interacted
 with before the target is excluded from the ranking (as RecBole does). The prompt never sees the
 target: a template that uses ``target`` fails for this task.
@@ -89,11 +89,6 @@ class NextItemTask(Task):
     def explained_score(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Log-probability of the held-out item under a softmax over the whole catalogue."""
         return outputs.float().log_softmax(-1).gather(1, labels.long().view(-1, 1))[:, 0]
-
-    @property
-    def item_tower(self) -> bool:
-        """Items are scored from their text, so the data module must tokenise the catalogue."""
-        return self.cfg.head == "two_tower"
 
     @property
     def verbalizer_classes(self) -> int:

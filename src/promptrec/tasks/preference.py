@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from promptrec.metrics import binary_metrics, grouped_auc
-from promptrec.plots import reliability_diagram
+from promptrec.runtime.plots import reliability_diagram
 from promptrec.tasks.base import Task, example_table, interaction_examples
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 from transformers import get_linear_schedule_with_warmup
 
 from promptrec.errors import ConfigError
-from promptrec.models.tuning import AdaLoraSchedule, merge_lora
+from promptrec.metrics.slices import Slicer
 from promptrec.tasks import Task
 
 
@@ -43,24 +43,18 @@ class RecModule(L.LightningModule):
         task: Task,
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_ratio: float = 0.1,
-        tuning=None,
+        penalty: Callable[[nn.Module], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.model, self.task = model, task
         self.optimizer_factory = optimizer
         self.warmup_ratio = warmup_ratio
-        self.merge_lora = bool(tuning is not None and tuning.get("merge_lora"))
-        self.schedule = (
-            AdaLoraSchedule.find(model, tuning.adalora)
-            if tuning is not None and tuning.mode == "adalora"
-            else None
-        )
+        self.penalty = penalty  # a tuning mode's loss term (AdaLoRA: orthogonality)
         # parameter-efficient checkpoints hold only what trains; the rest comes from the backbone
         self.strict_loading = all(p.requires_grad for p in model.parameters())
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        self.test_predictions: pd.DataFrame | None = None  # filled by test
-        self.test_slices: pd.DataFrame | None = None  # per-group test metrics
-        self.run_info: dict = {}
+        self.test_predictions: pd.DataFrame | None = None  # the test loop's output tables:
+        self.test_slices: pd.DataFrame | None = None  # per example, and per user/item group
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(batch)
@@ -70,18 +64,10 @@ class RecModule(L.LightningModule):
         loss = own_loss(batch) if own_loss else None
         if loss is None:
             loss = self.task.loss(self(batch), batch["labels"])
-        if self.schedule is not None:
-            loss = loss + self.schedule.penalty()
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.model)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
-
-    def on_fit_start(self) -> None:
-        if self.schedule is not None:  # AdaLoRA's budget spans the real number of steps
-            self.schedule.start(int(self.trainer.estimated_stepping_batches))
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.schedule is not None:  # after backward and the optimizer step, before zero_grad
-            self.schedule.step(self.global_step)
 
     # -- checkpoints: only what trains, for parameter-efficient modes ------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -153,17 +139,14 @@ class RecModule(L.LightningModule):
             return
         self._evaluate("val")
 
-    def on_test_start(self) -> None:
-        if self.merge_lora:  # after the best weights are restored: fold LoRA into the backbone
-            self.model = merge_lora(self.model)
-
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self.test_predictions, outputs, examples = self._evaluate("test")
         monitor = self.task.cfg.monitor.replace("val/", "test/", 1)
-        slicer = self.trainer.datamodule.prepared.slicer
+        prepared = self.trainer.datamodule.prepared
+        slicer = Slicer(prepared.users, prepared.split, self.task.cfg.slice_min_examples)
         self.test_slices, gaps = slicer.evaluate(self.task, "test", outputs, examples, monitor)
         self.log_dict(gaps, sync_dist=False)
 

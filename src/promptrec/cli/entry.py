@@ -12,7 +12,7 @@ import sys
 from rich.console import Console
 
 from promptrec.errors import PromptRecError
-from promptrec.tracking import in_multirun
+from promptrec.runtime.tracking import in_multirun
 
 
 def run_main(fn, *args):

@@ -9,19 +9,19 @@ import hydra
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from promptrec.callbacks import TrainingDiverged
-from promptrec.config import config_dir, register_configs, validate, validate_launch
-from promptrec.costs import peak_memory_mb
-from promptrec.entry import run_main
+from promptrec.cli.entry import run_main
 from promptrec.prompts.inspect import sample_prompts
-from promptrec.reporting import (
+from promptrec.runtime.build import build_run, close_loggers, wandb_facts
+from promptrec.runtime.callbacks import TrainingDiverged
+from promptrec.runtime.config import config_dir, register_configs, validate, validate_launch
+from promptrec.runtime.costs import peak_memory_mb
+from promptrec.runtime.reporting import (
     log_prompt_examples,
     print_metrics,
     write_metrics,
 )
-from promptrec.resume import resume_config, run_to_resume
-from promptrec.run import build_run, close_loggers, wandb_facts
-from promptrec.tracking import RunRecord, in_multirun
+from promptrec.runtime.resume import resume_config, run_to_resume
+from promptrec.runtime.tracking import RunRecord, in_multirun
 
 
 def run_costs(trainer) -> dict:
@@ -82,13 +82,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
         record.update(**wandb_facts(objects.loggers),
                       device=str(trainer.strategy.root_device),
-                      **{k: v for k, v in module.run_info.items() if k.startswith("git/")})  # fmt: skip
+                      **{k: v for k, v in objects.info.items() if k.startswith("git/")})  # fmt: skip
         if datamodule.tokenizer is not None and lead:  # what the model sees, before it trains
             log_prompt_examples(
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
         metrics = fit_and_test(cfg, trainer, module, datamodule)
-        metrics.update(module.run_info, **run_costs(trainer))
+        metrics.update(objects.info, **run_costs(trainer))
         for logger in objects.loggers:
             logger.log_metrics(
                 {k: v for k, v in metrics.items() if k.startswith("cost/") or k.endswith("_best")}

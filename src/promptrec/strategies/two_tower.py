@@ -14,7 +14,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from promptrec.models.soft_prompt import SoftPrompt, encoder_inputs
+from promptrec.data.catalog import Catalog
+from promptrec.errors import ConfigError
+from promptrec.prompts.context import ContextBuilder
+from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
+from promptrec.strategies.base import Strategy
+from promptrec.strategies.soft import SoftPrompt, encoder_inputs
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -97,3 +102,51 @@ class TwoTowerScorer(nn.Module):
         users = self.encode(batch["input_ids"], batch["attention_mask"], self.soft)
         logits = users @ self.encode_items(candidates).T / self.temperature
         return F.cross_entropy(logits, position[: len(targets)])
+
+
+class TwoTowerStrategy(Strategy):
+    """``task=next_item task.head=two_tower``: items are scored from their text
+    (``prompt.templates.item``, else a default), so unseen items score the same way."""
+
+    name = "two_tower"
+    backbone = "encoder"
+
+    @classmethod
+    def claimed_by(cls, cfg) -> str | None:
+        return "task.head=two_tower" if cfg.task.get("head") == "two_tower" else None
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        super().check(cfg)
+        if cfg.task.name != "next_item" or cfg.task.get("head") != "two_tower":
+            raise ConfigError(
+                "the two_tower strategy ranks item texts: use it as task=next_item "
+                "task.head=two_tower."
+            )
+        t = cfg.task
+        for key, ok, rule in (("temperature", t.temperature > 0, "a positive number"),
+                              ("sampled_negatives", t.sampled_negatives >= 0, "≥ 0"),
+                              ("item_max_tokens", t.item_max_tokens > 0, "a positive integer")):  # fmt: skip
+            if not ok:
+                raise ConfigError(f"task.{key}={t[key]!r} is invalid: it must be {rule}.")
+        if cfg.tuning.mode == "prompt_tuning":
+            raise ConfigError(
+                "tuning=prompt_tuning adds its virtual tokens to the encoder's output, which the "
+                "two-tower head's mean pooling over the prompt's own tokens cannot line up with. Use "
+                "tuning=prefix (it keeps the length), lora, ia3 or adapter with task.head=two_tower."
+            )
+
+    def prepare(self, catalog: Catalog, contexts: ContextBuilder) -> None:
+        """Every catalogue item as text and token ids (cheap: one short text per item)."""
+        text = self.cfg.prompt.templates.get("item", DEFAULT_ITEM_TEMPLATE)
+        template = PromptTemplate(self.cfg.prompt.name, text, "item", ITEM_FIELDS)
+        self.item_texts = [template.render({"target": contexts.item(i)}) for i in catalog.item_ids]
+        tokens = self.tokenizer(self.item_texts, padding=True, truncation=True, return_tensors="pt",
+                                max_length=self.cfg.task.item_max_tokens)  # fmt: skip
+        self.item_tokens = {k: tokens[k] for k in ("input_ids", "attention_mask")}
+
+    def wrap(self, backbone: nn.Module) -> nn.Module:
+        tokens, task = self.item_tokens, self.cfg.task
+        return TwoTowerScorer(backbone, tokens["input_ids"], tokens["attention_mask"],
+                              task.temperature, task.sampled_negatives,
+                              soft=self.soft_prompt(backbone))  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markdown import Markdown
 
-from promptrec.entry import run_main
+from promptrec.cli.entry import run_main
 from promptrec.errors import PromptRecError
 from promptrec.experiments import figures
 from promptrec.experiments.runs import load_runs, offline_wandb_runs

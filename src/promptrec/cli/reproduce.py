@@ -20,11 +20,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from promptrec.entry import run_main
+from promptrec.cli.entry import run_main
+from promptrec.cli.train import train
 from promptrec.errors import ConfigError
-from promptrec.resume import saved_run_config
-from promptrec.tracking import load_run_record
-from promptrec.train import train
+from promptrec.runtime.resume import saved_run_config
+from promptrec.runtime.tracking import load_run_record
 
 # What must match: the scores, and what pins the inputs (split, prompt, parameter counts).
 COMPARED = ("test/", "val/", "train/loss", "params/", "data/", "prompt/")

@@ -15,12 +15,12 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from promptrec.analysis.occlusion import occlusion_table
 from promptrec.atomic import write_atomic
-from promptrec.config import config_dir, register_configs
-from promptrec.entry import run_main
+from promptrec.cli.entry import run_main
 from promptrec.errors import ConfigError
-from promptrec.prompts.occlusion import occlusion_table
-from promptrec.run import load_trained_lm
+from promptrec.runtime.build import load_trained_lm
+from promptrec.runtime.config import config_dir, register_configs
 
 
 def _chosen(examples: pd.DataFrame, users: list, n_users: int) -> pd.DataFrame:

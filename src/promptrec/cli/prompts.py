@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.panel import Panel
 
 from promptrec.atomic import write_atomic
-from promptrec.config import config_dir, register_configs, validate
-from promptrec.entry import run_main
+from promptrec.cli.entry import run_main
 from promptrec.errors import ConfigError
 from promptrec.prompts.inspect import prompt_stats, sample_prompts
-from promptrec.reporting import print_metrics
-from promptrec.run import build_datamodule
+from promptrec.runtime.build import build_datamodule
+from promptrec.runtime.config import config_dir, register_configs, validate
+from promptrec.runtime.reporting import print_metrics
 
 
 def show_prompts(cfg: DictConfig) -> dict:

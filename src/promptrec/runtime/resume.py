@@ -13,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from promptrec.config import TrainConfig
 from promptrec.errors import ConfigError
-from promptrec.tracking import load_run_record
+from promptrec.runtime.config import TrainConfig
+from promptrec.runtime.tracking import load_run_record
 
 LAST = "last.ckpt"
 

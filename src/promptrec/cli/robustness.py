@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
+from promptrec.analysis.perturb import get_perturbation
 from promptrec.atomic import write_atomic
-from promptrec.config import config_dir, register_configs
-from promptrec.entry import run_main
-from promptrec.models.module import score_features
-from promptrec.prompts.perturb import get_perturbation
-from promptrec.run import load_trained_lm
+from promptrec.cli.entry import run_main
+from promptrec.pipeline.module import score_features
+from promptrec.runtime.build import load_trained_lm
+from promptrec.runtime.config import config_dir, register_configs
 
 
 def score_condition(model, task, encoder, collate, examples: pd.DataFrame, batch_size: int,

@@ -18,18 +18,19 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from promptrec.checkpoint_io import AtomicCheckpointIO
-from promptrec.config import validate
-from promptrec.csv_log import ResumableCSVLogger
-from promptrec.data.datamodule import RecDataModule
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_tokenizer
 from promptrec.models.build import build_model
-from promptrec.models.module import RecModule
 from promptrec.models.tuning import count_parameters
-from promptrec.reporting import TestOutputWriter
+from promptrec.pipeline.datamodule import RecDataModule
+from promptrec.pipeline.module import RecModule
+from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
+from promptrec.runtime.config import validate
+from promptrec.runtime.csv_log import ResumableCSVLogger
+from promptrec.runtime.reporting import TestOutputWriter
+from promptrec.runtime.tracking import git_state, wandb_identity
+from promptrec.strategies import build_strategy
 from promptrec.tasks import build_task
-from promptrec.tracking import git_state, wandb_identity
 
 
 @dataclass
@@ -38,23 +39,30 @@ class RunObjects:
     module: RecModule
     trainer: L.Trainer
     loggers: list[Logger]
+    info: dict  # what ran: parameter counts, prompt and split hashes, git state
 
 
 def build_datamodule(cfg: DictConfig) -> RecDataModule:
-    """Prompt tokens for language models; user/item indices for ID-based baselines."""
-    tokenizer = load_tokenizer(cfg.model.name_or_path) if cfg.model.kind == "lm" else None
-    datamodule = RecDataModule(cfg.data, build_task(cfg.task), cfg.prompt, tokenizer, cfg.seed)
+    """Prompt tokens for language models (through the prompt strategy); user/item indices for
+    ID-based baselines."""
+    task = build_task(cfg.task)
+    strategy = None
+    if cfg.model.kind == "lm":
+        strategy = build_strategy(cfg, task, load_tokenizer(cfg.model.name_or_path))
+    datamodule = RecDataModule(cfg.data, task, cfg.seed, strategy)
     datamodule.prepare_data()  # fails early (bad template, missing data) before any model loads
     datamodule.setup()
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: RecDataModule) -> RecModule:
-    model = build_model(cfg, datamodule)
+def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule, list[L.Callback]]:
+    """The LightningModule, and the callbacks its tuning mode needs in the trainer."""
+    built = build_model(cfg, datamodule)
     if cfg.model.get("compile"):  # in place: parameter names and checkpoints stay the same
-        model.compile(backend=cfg.model.compile, dynamic=True)  # dynamic: lengths vary per batch
-    return RecModule(model, datamodule.task, instantiate(cfg.optimizer), cfg.tuning.warmup_ratio,
-                     tuning=cfg.tuning)  # fmt: skip
+        built.model.compile(backend=cfg.model.compile, dynamic=True)  # lengths vary per batch
+    module = RecModule(built.model, datamodule.task, instantiate(cfg.optimizer),
+                       cfg.tuning.warmup_ratio, penalty=built.penalty)  # fmt: skip
+    return module, built.callbacks
 
 
 # What defines the model under test; taken from the training run unless use_run_config=false.
@@ -100,7 +108,7 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
     if cfg.model.kind != "lm":
         raise ConfigError(f"model={cfg.model.kind} reads no prompt: {why} needs a language model.")
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    module, _ = build_module(cfg, datamodule)
     state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
     module.on_load_checkpoint({"state_dict": state})  # every trained weight must be there
     module.load_state_dict(
@@ -111,7 +119,7 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
 
 def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
     """Every logger in ``cfg.logger``. W&B runs are named, grouped and tagged by
-    :func:`~promptrec.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run.
+    :func:`~promptrec.runtime.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run.
     A W&B run that cannot start (no login, no network, a bad setting) never stops training: the
     run goes on with the CSV log, and says so once."""
     loggers, wandb_failed = [], False
@@ -164,8 +172,12 @@ def wandb_facts(loggers: list[Logger]) -> dict:
     return {}
 
 
-def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig, loggers: list[Logger], extra: list[L.Callback] = ()
+) -> L.Trainer:
+    """``extra``: callbacks of the tuning mode (AdaLoRA's budget, merging LoRA before test)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += list(extra)
     callbacks.append(TestOutputWriter(Path(cfg.paths.output_dir)))  # every run's test tables
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        plugins=[AtomicCheckpointIO()])  # fmt: skip
@@ -174,9 +186,9 @@ def build_trainer(cfg: DictConfig, loggers: list[Logger]) -> L.Trainer:
 def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    module, tuning_callbacks = build_module(cfg, datamodule)
     loggers = build_loggers(cfg, wandb_id)
-    trainer = build_trainer(cfg, loggers)
+    trainer = build_trainer(cfg, loggers, tuning_callbacks)
     run_info = {
         **count_parameters(module.model),
         "model/kind": cfg.model.kind,
@@ -189,8 +201,7 @@ def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     config = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams({**config, "run": run_info})
-    module.run_info = run_info
-    return RunObjects(datamodule, module, trainer, loggers)
+    return RunObjects(datamodule, module, trainer, loggers, run_info)
 
 
 def close_loggers(loggers: list[Logger], failed: bool = False) -> None:

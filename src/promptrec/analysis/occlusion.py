@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from promptrec.models.module import score_features
+from promptrec.pipeline.module import score_features
 
 
 def occlusion_table(model, task, encoder, collate, example) -> pd.DataFrame:

@@ -15,12 +15,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from promptrec.errors import ConfigError
+from promptrec.models.build import check_model
+from promptrec.strategies import strategy_class
 
 
 def config_dir() -> str:
     """The Hydra config folder: packaged copy in an installed wheel, else the repository's conf/."""
-    packaged = Path(__file__).parent / "conf"
-    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf")
+    package = Path(__file__).resolve().parents[1]  # src/promptrec (or site-packages/promptrec)
+    packaged = package / "conf"
+    return str(packaged if packaged.is_dir() else package.parents[1] / "conf")
 
 
 @dataclass
@@ -82,6 +85,7 @@ class SoftPromptConfig:
 class PromptConfig:
     name: str = MISSING
     templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: README "Prompts")
+    strategy: str | None = None  # classifier | cloze | two_tower | mean_pool …; null: implied
     description: str = ""
     # cloze: task name → label words per class (a list of word lists), or "titles" for next_item
     verbalizer: dict[str, Any] | None = None
@@ -273,34 +277,10 @@ def validate(cfg) -> None:
         cfg.task.monitor_mode,
         "'min' or 'max'",
     )
-    soft = cfg.prompt.get("soft")
-    if soft is not None:
-        _check(soft.n_tokens > 0, "prompt.soft.n_tokens", soft.n_tokens, "a positive integer")
-        _check(soft.position in ("prefix", "inline"), "prompt.soft.position", soft.position,
-               "'prefix' or 'inline'")  # fmt: skip
-    t = cfg.task
-    _check(t.temperature > 0, "task.temperature", t.temperature, "a positive number")
-    _check(t.sampled_negatives >= 0, "task.sampled_negatives", t.sampled_negatives, "≥ 0")
-    _check(t.item_max_tokens > 0, "task.item_max_tokens", t.item_max_tokens, "a positive integer")
     mode = cfg.tuning.mode
-    if mode in ("prefix", "prompt_tuning") and cfg.prompt.get("soft") is not None:
-        raise ConfigError(
-            f"tuning={mode} adds peft's own virtual tokens, and prompt={cfg.prompt.name} already "
-            "has trainable [SOFT] vectors: two kinds of soft prompt in one input cannot be told "
-            "apart. Use prompt=question with tuning=prompt_tuning, or prompt=soft with tuning=frozen."
-        )
-    if mode in ("prefix", "prompt_tuning") and cfg.prompt.get("verbalizer") is not None:
-        raise ConfigError(
-            f"tuning={mode} inserts virtual tokens in peft's forward pass, which the cloze scorer "
-            "bypasses to read the [MASK] position. Use prompt=cloze with full, frozen, bitfit, "
-            "lora, adalora, ia3 or adapter tuning."
-        )
-    if mode == "prompt_tuning" and cfg.task.name == "next_item" and cfg.task.head == "two_tower":
-        raise ConfigError(
-            "tuning=prompt_tuning adds its virtual tokens to the encoder's output, which the "
-            "two-tower head's mean pooling over the prompt's own tokens cannot line up with. Use "
-            "tuning=prefix (it keeps the length), lora, ia3 or adapter with task.head=two_tower."
-        )
+    check_model(cfg)
+    if cfg.model.kind == "lm":  # the prompt strategy checks its own combinations
+        strategy_class(cfg).check(cfg)
     if mode == "adapter" and cfg.tuning.adapter is not None:
         _check(cfg.tuning.adapter.reduction_factor > 0, "tuning.adapter.reduction_factor",
                cfg.tuning.adapter.reduction_factor, "a positive integer")  # fmt: skip

@@ -7,10 +7,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from promptrec.config import config_dir, register_configs, validate
-from promptrec.entry import run_main
-from promptrec.reporting import print_metrics, write_metrics
-from promptrec.run import build_run, close_loggers, resolve_checkpoint, with_run_config
+from promptrec.cli.entry import run_main
+from promptrec.runtime.build import build_run, close_loggers, resolve_checkpoint, with_run_config
+from promptrec.runtime.config import config_dir, register_configs, validate
+from promptrec.runtime.reporting import print_metrics, write_metrics
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
@@ -28,7 +28,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             for k, v in objects.trainer.callback_metrics.items()
             if k.startswith("test/")
         }
-        metrics.update(objects.module.run_info, checkpoint=str(cfg.ckpt_path))
+        metrics.update(objects.info, checkpoint=str(cfg.ckpt_path))
         if objects.trainer.is_global_zero:
             write_metrics(run_dir, metrics)
     finally:

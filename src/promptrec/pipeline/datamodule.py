@@ -1,0 +1,195 @@
+"""Examples → prompts → token ids (cached on disk) → dynamically padded batches.
+
+Data flows one way: sources → split (data/) → the task's examples (tasks/) → the strategy's
+prompts and token ids (prompts/, strategies/, token_cache.py) → batches. Without a strategy
+(ID-based baselines) batches hold user and item indices built from the same split and the same
+task examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import lightning as L
+import pandas as pd
+from filelock import FileLock
+from lightning.pytorch.accelerators import CUDAAccelerator
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, RandomSampler
+from transformers import DataCollatorWithPadding
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.examples import cap_examples, few_shot
+from promptrec.data.loaders import InteractionData
+from promptrec.data.sources import open_source, sha256_file
+from promptrec.data.splits import load_or_build_split, select_users
+from promptrec.errors import ConfigError
+from promptrec.pipeline.batching import LengthGroupedSampler
+from promptrec.pipeline.token_cache import (
+    CACHE_VERSION,
+    SPLITS,
+    cache_intact,
+    digest,
+    load_token_cache,
+    write_token_cache,
+)
+from promptrec.prompts.context import ContextBuilder
+from promptrec.prompts.encoder import PromptEncoder, task_templates
+from promptrec.strategies import Strategy
+from promptrec.tasks import Task
+
+ID_COLUMNS = ["user_idx", "item_idx", "history_idx", "labels", "example_id"]
+
+
+def _left_padded(history, index: dict[str, int], width: int) -> list[int]:
+    """Item ids + 1 (0 is padding), most recent last, left-padded to ``width`` (sequence models)."""
+    ids = [index[i] + 1 for i in history][-width:]
+    return [0] * (width - len(ids)) + ids
+
+
+@dataclass
+class PreparedData:
+    """What the rest of a run needs to know about the data it trained and tested on."""
+
+    split_hash: str
+    datasets: dict[str, datasets.Dataset]  # model inputs, one per split
+    examples: dict[str, pd.DataFrame]  # per split: ids, rating, labels (+ text, n_history_kept, …)
+    catalog: Catalog  # user/item indices and training popularity
+    split: pd.DataFrame  # every interaction with its split (per-group test metrics read it)
+    users: pd.DataFrame  # user profiles (per-group test metrics read them)
+    encoder: PromptEncoder | None = None  # language models: encodes further (edited) examples
+
+
+class RecDataModule(L.LightningDataModule):
+    def __init__(self, data_cfg, task: Task, seed: int, strategy: Strategy | None = None):
+        super().__init__()
+        self.cfg, self.task, self.seed, self.strategy = data_cfg, task, seed, strategy
+        self.tokenizer = strategy.tokenizer if strategy is not None else None
+        self.template = None  # ID baselines render no prompt
+        self.collate = None  # ID batches: torch's default collation
+        if strategy is not None:
+            prompt = strategy.cfg.prompt
+            self.templates = task_templates(prompt, task.name, strategy.template_text)
+            self.template = self.templates[0]
+            self.seen = [int(k) for k in (prompt.get("seen") or [0])]
+            if not self.seen or not all(0 <= k < len(self.templates) for k in self.seen):
+                raise ConfigError(
+                    f"prompt.seen={self.seen} must list template indices in 0..{len(self.templates) - 1} "
+                    f"(0 = prompt.templates.{task.name}, 1.. = prompt.pool.{task.name})."
+                )
+            # one hash for every template this run can render, and which ones it trains on
+            hashes = [t.content_hash for t in self.templates]
+            self.prompt_hash = hashes[0] if len(hashes) == 1 else digest(hashes, self.seen)[:12]
+            self.collate = DataCollatorWithPadding(self.tokenizer)
+        self.prepared: PreparedData | None = None
+
+    # -- building (rank 0 in DDP) and loading (every rank) share one cached function --------------
+    def prepare_data(self) -> None:
+        if self.prepared is None:  # train/eval prepare before fitting; Lightning calls this again
+            self.prepared = self._build()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.prepared is None:  # DDP ranks other than 0 load the cache rank 0 wrote
+            self.prepared = self._build()
+
+    def _build(self) -> PreparedData:
+        """Under a file lock on the cache folder: ranks that torchrun or SLURM start together,
+        and jobs of concurrent sweeps, take turns, so only the first builds each cache entry and
+        the others load it."""
+        Path(self.cfg.cache_dir).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(self.cfg.cache_dir) / ".build.lock")):
+            return self._build_unlocked()
+
+    def _build_unlocked(self) -> PreparedData:
+        cfg = self.cfg
+        files, data = open_source(cfg)
+        settings = {"name": cfg.split, "min_user_interactions": cfg.min_user_interactions,
+                    "ratios": list(cfg.split_ratios), "seed": cfg.split_seed}  # fmt: skip
+        key = digest([sha256_file(f) for f in files], cfg.max_users, settings)
+        interactions = select_users(data.interactions, cfg.max_users)
+        split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)
+        self._split_folder = Path(cfg.cache_dir) / f"split-{key}"
+        catalog = Catalog.build(data.items, split)
+        self.task.prepare(catalog, split, self._split_folder)
+        facts = {"split_hash": split_hash, "catalog": catalog, "split": split, "users": data.users}
+        if self.strategy is None:
+            return PreparedData(**facts, **self._indexed(split, catalog))
+        encoder = self.prompt_encoder(data)
+        self.strategy.prepare(catalog, encoder.contexts)
+        return PreparedData(**facts, **self._tokenised(encoder, split, split_hash), encoder=encoder)
+
+    def _examples(self, split: pd.DataFrame, which: str) -> pd.DataFrame:
+        frame = self.task.examples(split, which, self.cfg.history_len)
+        k, seed = self.cfg.few_shot, self.seed
+        if k is not None and which in ("train", "val"):  # TALLRec-style: K to train, K to validate
+            name = f"fewshot-{self.task.name}-K{k}-seed{seed}-{which}.json"
+            return few_shot(frame, k, seed, self._split_folder / name)
+        return cap_examples(frame, self.cfg.max_train_examples, seed) if which == "train" else frame
+
+    def _indexed(self, split: pd.DataFrame, catalog: Catalog) -> dict:
+        """User and item indices per split (cheap: built in memory every run)."""
+        loaded, examples, width = {}, {}, max(1, self.cfg.history_len)
+        for which in SPLITS:
+            frame = self._examples(split, which)
+            frame = frame.assign(
+                user_idx=frame["user_id"].map(catalog.user_index).astype("int64"),
+                item_idx=frame["item_id"].map(catalog.item_index).astype("int64"),
+                history_idx=[
+                    _left_padded(h, catalog.item_index, width) for h in frame["history_items"]
+                ],
+            )
+            loaded[which] = datasets.Dataset.from_pandas(frame[ID_COLUMNS], preserve_index=False)
+            loaded[which].set_format("torch", columns=ID_COLUMNS)
+            examples[which] = frame
+        return {"datasets": loaded, "examples": examples}
+
+    def _tokenised(self, encoder: PromptEncoder, split: pd.DataFrame, split_hash: str) -> dict:
+        """Prompt tokens per split, from the on-disk cache when its key matches."""
+        cfg, tokenizer = self.cfg, self.tokenizer
+        tok_id = [tokenizer.name_or_path, type(tokenizer).__name__, len(tokenizer)]
+        task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
+        key = digest(CACHE_VERSION, split_hash, self.prompt_hash, tok_id, task_id, cfg.history_len,
+                     cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
+        folder = Path(cfg.cache_dir) / f"tokens-{key}"
+        if not cache_intact(folder):
+            examples = lambda which: self._examples(split, which)  # noqa: E731
+            write_token_cache(folder, encoder, examples, self.seen, self.seed)
+        loaded, examples = load_token_cache(folder)
+        return {"datasets": loaded, "examples": examples}
+
+    def prompt_encoder(self, data: InteractionData) -> PromptEncoder:
+        """The example → tokens path of this run (also used to inspect and explain prompts)."""
+        return PromptEncoder(self.templates, self.strategy.slots(),
+                             ContextBuilder(data.items, data.users), self.tokenizer,
+                             self.cfg.max_tokens, self.task.name,
+                             hide_target=not self.task.shows_target)  # fmt: skip
+
+    # -- loaders --------------------------------------------------------------------------------
+    def _loader(self, which: str) -> DataLoader:
+        train = which == "train"
+        batch = self.cfg.batch_size if train else self.cfg.eval_batch_size
+        dataset = self.prepared.datasets[which]
+        lengths = self.prepared.examples[which].get("n_tokens")  # prompts; ID batches have none
+        if lengths is not None and self.cfg.length_grouped:
+            sampler = LengthGroupedSampler(lengths.to_numpy(), batch, self.seed, shuffle=train)
+        else:
+            sampler = RandomSampler(dataset) if train else None  # global, seeded RNG
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=self.collate,
+                          num_workers=self.cfg.num_workers, pin_memory=self._pin_memory())  # fmt: skip
+
+    def _pin_memory(self) -> bool:
+        setting = str(self.cfg.pin_memory).lower()
+        if setting != "auto":
+            return setting == "true"
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
