@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.train import train
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError
 from promptrec.models.baselines import MatrixFactorization
+from promptrec.runtime.training import train
 
 
 def test_mf_outputs_match_its_pair_scores():

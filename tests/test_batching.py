@@ -8,11 +8,11 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import open_dict
 from torch.utils.data import RandomSampler
 
-from promptrec.cli.train import train
 from promptrec.errors import ConfigError
 from promptrec.pipeline.batching import LengthGroupedSampler
 from promptrec.runtime.build import build_datamodule
 from promptrec.runtime.config import validate
+from promptrec.runtime.training import train
 
 LENGTHS = np.random.default_rng(0).integers(30, 128, size=1000)  # ML-100K-like prompt lengths
 

@@ -15,8 +15,8 @@ import pytest
 from omegaconf import open_dict
 
 from conftest import compose_config, run, tiny, tiny_overrides
-from promptrec.cli.train import train
 from promptrec.errors import ConfigError, DataError, PromptRecError
+from promptrec.runtime.training import train
 
 
 def assert_not_finished(run_dir: Path) -> None:
@@ -252,7 +252,7 @@ def test_checkpoints_load_weights_only(tiny_model_dir, data_dir, tmp_path):
     """A checkpoint with a pickled object that would run code on load is refused, unexecuted."""
     import pickle
 
-    from promptrec.cli.eval import evaluate
+    from promptrec.runtime.evaluation import evaluate
 
     marker = tmp_path / "unpickled"
 

@@ -19,7 +19,7 @@ import yaml
 from nbclient import NotebookClient
 
 from conftest import compose_config, run, tiny
-from promptrec.cli.reproduce import compare
+from promptrec.experiments.reproduce import compare
 from promptrec.experiments.summary import summarize
 from promptrec.runtime.resume import run_to_resume
 

@@ -15,10 +15,10 @@ from omegaconf import open_dict
 
 from conftest import compose_config, run, tiny, tiny_overrides
 from promptrec.atomic import write_atomic
-from promptrec.cli.train import train
 from promptrec.runtime.build import build_datamodule, build_trainer
 from promptrec.runtime.callbacks import TrainingDiverged
 from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
+from promptrec.runtime.training import train
 
 
 # -- NaN / Inf -------------------------------------------------------------------------------------

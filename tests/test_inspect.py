@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.explain import explain
-from promptrec.cli.prompts import show_prompts
-from promptrec.cli.train import train
+from promptrec.analysis.explain import explain
+from promptrec.analysis.prompts import show_prompts
 from promptrec.data.sources import open_source
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError
 from promptrec.runtime.build import build_datamodule
+from promptrec.runtime.training import train
 
 
 def _cfg(tiny_model_dir, data_dir, tmp_path, *overrides):

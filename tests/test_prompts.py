@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import compose_config, tiny_overrides
 from promptrec.errors import ConfigError
 from promptrec.prompts.template import ITEM_FIELDS, PromptTemplate, render_within_budget
-from promptrec.runtime.config import config_dir
+from promptrec.runtime.config import config_dir, validate
 
 CONTEXT = {
     "user": {"id": "7", "age": 30, "gender": "F", "occupation": "writer"},
@@ -130,3 +131,29 @@ def test_the_readme_prompt_examples_render():
         cfg = yaml.safe_load(block)
         text = PromptTemplate(cfg["name"], cfg["templates"]["preference"]).render(CONTEXT)
         assert "Star Wars" in text and "Movie 7" in text
+
+
+def test_macros_render_what_their_expansion_renders_and_enter_the_hash():
+    spelled = PromptTemplate("x", "{{ user.age }}-year-old {{ 'woman' if user.gender == 'F' else "
+                                  "'man' }} ({{ user.occupation }}) {% for h in history %}"
+                                  "{{ h.title }}: {{ h.rating }}; {% endfor %}")  # fmt: skip
+    macro = PromptTemplate("x", "{{ person(user) }} {{ rated(history) }}")
+    assert macro.render(CONTEXT) == spelled.render(CONTEXT) != ""
+    assert macro.content_hash != spelled.content_hash  # a macro edit must change the cache key
+    assert (
+        PromptTemplate("x", "{{ user.age }}").content_hash
+        == PromptTemplate("y", "{{ user.age }}").content_hash
+    )
+
+
+def test_a_prompt_without_the_task_fails_at_start_up(tiny_model_dir, data_dir, tmp_path):
+    overrides = [
+        *tiny_overrides(tiny_model_dir, data_dir, tmp_path),
+        "task=rating",
+        "~prompt.templates.rating",
+    ]
+    with pytest.raises(
+        ConfigError,
+        match="prompt=question has no template for task=rating .*serves: next_item, preference",
+    ):
+        validate(compose_config("train", overrides))

@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
 from promptrec.analysis.perturb import drop_history, get_perturbation, shuffle_history
-from promptrec.cli.robustness import interval, robustness
-from promptrec.cli.train import train
+from promptrec.analysis.robustness import interval, robustness
 from promptrec.errors import ConfigError
 from promptrec.runtime.build import with_run_config
+from promptrec.runtime.training import train
 
 
 def test_perturbations_keep_or_drop_items_reproducibly():

@@ -10,11 +10,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.train import train
 from promptrec.data.examples import few_shot
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import SPLITTERS, make_split, select_users
 from promptrec.errors import ConfigError
+from promptrec.runtime.training import train
 from promptrec.tasks import build_task
 from promptrec.tasks.base import VISIBLE
 

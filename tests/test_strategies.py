@@ -10,11 +10,13 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.train import train
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_classifier, load_tokenizer
 from promptrec.models.tuning import apply_tuning
 from promptrec.prompts.template import SOFT_TOKEN
+from promptrec.runtime.config import validate
+from promptrec.runtime.training import train
+from promptrec.strategies import strategy_class
 from promptrec.strategies.classifier import TextScorer
 from promptrec.strategies.soft import SoftPrompt
 from promptrec.strategies.verbalizer import Verbalizer
@@ -146,3 +148,28 @@ def test_every_strategy_trains_and_evaluates(prompt, task, tuning, tiny_model_di
         assert objects["module"].model.soft.vectors.shape[0] == n
     if prompt == "cloze":
         assert all(t.count("[MASK]") == 1 for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "chosen"),
+    [([], "classifier"), (["prompt=soft"], "classifier"), (["prompt=cloze"], "cloze"),
+     (["task=next_item", "task.head=two_tower"], "two_tower"), (["prompt=mean_pool"], "mean_pool")],
+)  # fmt: skip
+def test_the_config_selects_one_strategy(tiny_model_dir, data_dir, tmp_path, overrides, chosen):
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
+    assert strategy_class(cfg).name == chosen
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(["prompt=cloze", "task=next_item", "task.head=two_tower"],
+      "prompt.strategy=cloze selects the cloze strategy and task.head=two_tower selects"),
+     (["+prompt.strategy=nope"], "prompt.strategy='nope' is unknown; choose one of .*mean_pool"),
+     (["prompt=cloze", "tuning=prefix"], "tuning=prefix inserts virtual tokens")],
+)  # fmt: skip
+def test_strategy_conflicts_fail_at_start_up(
+    tiny_model_dir, data_dir, tmp_path, overrides, message
+):
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)

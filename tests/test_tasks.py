@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from sklearn import metrics as skm
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.train import train
 from promptrec.data.catalog import Catalog
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError, DataError
-from promptrec.tasks import build_task
+from promptrec.runtime.config import validate
+from promptrec.runtime.training import train
+from promptrec.tasks import build_task, task_config
 
 
 def _task(**cfg):
@@ -216,3 +218,29 @@ def test_sampled_evaluation_ranks_only_the_target_and_its_negatives(small, tmp_p
         scores[r, int(target)] = 1.0
     metrics, table = task.evaluate("test", scores, ex)
     assert metrics["test/hr@1"] == 1.0 and (table["items"] == table["target"]).all()
+
+
+def test_each_task_has_its_own_schema_and_the_monitor_its_direction(
+    tiny_model_dir, data_dir, tmp_path
+):
+    base = tiny_overrides(tiny_model_dir, data_dir, tmp_path)
+    with pytest.raises(ConfigCompositionException):  # a two-tower setting on a preference task
+        compose_config("train", [*base, "task.temperature=0.1"])
+    assert (
+        compose_config("train", [*base, "task=next_item", "task.temperature=0.1"]).task.temperature
+        == 0.1
+    )
+    assert compose_config("train", base).task.monitor_mode == "max"  # val/auc
+    assert compose_config("train", [*base, "task.monitor=val/logloss"]).task.monitor_mode == "min"
+    assert compose_config("train", [*base, "task=rating"]).task.monitor_mode == "min"  # val/rmse
+    cfg = compose_config("train", [*base, "task.monitor=val/gauc_users"])
+    with pytest.raises(ConfigError, match="task.monitor=val/gauc_users has no known direction"):
+        validate(cfg)
+
+
+def test_saved_flat_task_configs_load_on_their_task_schema():
+    """Run folders written before each task had a schema carry every task's fields."""
+    old = OmegaConf.create({"name": "preference", "monitor": "val/auc", "monitor_mode": "max",
+                            "like_threshold": 3.5, "head": None, "temperature": 0.05, "ks": [5]})  # fmt: skip
+    typed = task_config(old)
+    assert typed.like_threshold == 3.5 and "temperature" not in typed and "head" not in typed

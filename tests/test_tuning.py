@@ -8,14 +8,14 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.eval import evaluate
-from promptrec.cli.train import train
 from promptrec.errors import ConfigError
 from promptrec.models.adapters import Bottleneck, add_adapters
 from promptrec.models.backbone import load_classifier, load_tokenizer
 from promptrec.models.tuning import AdaLoraSchedule, merge_lora, tune
 from promptrec.pipeline.module import CheckpointMismatch, RecModule
 from promptrec.runtime.config import config_dir, validate
+from promptrec.runtime.evaluation import evaluate
+from promptrec.runtime.training import train
 from promptrec.strategies.classifier import TextScorer
 from promptrec.tasks import build_task
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
-from promptrec.cli.eval import evaluate
-from promptrec.cli.train import train
 from promptrec.models.backbone import load_encoder, load_tokenizer
 from promptrec.models.tuning import apply_tuning, count_parameters
+from promptrec.runtime.evaluation import evaluate
+from promptrec.runtime.training import train
 from promptrec.strategies.two_tower import TwoTowerScorer
 
 ITEMS = ["Toy Story (1995): Animation, Comedy", "Heat (1995): Action, Crime", "Fargo (1996): Crime"]

@@ -1,0 +1,2 @@
+"""Looking into trained models: occlusion explanations, robustness to templates and
+perturbations, and the prompts a model sees."""

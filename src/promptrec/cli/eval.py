@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
-from promptrec.runtime.build import build_run, close_loggers, resolve_checkpoint, with_run_config
-from promptrec.runtime.config import config_dir, register_configs, validate
-from promptrec.runtime.reporting import print_metrics, write_metrics
-
-
-def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
-    """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv."""
-    cfg = with_run_config(resolve_checkpoint(cfg))
-    validate(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    objects = build_run(cfg)
-    try:
-        objects.trainer.test(objects.module, datamodule=objects.datamodule, ckpt_path=cfg.ckpt_path,
-                             weights_only=True, verbose=False)  # fmt: skip
-        metrics = {
-            k: float(v)
-            for k, v in objects.trainer.callback_metrics.items()
-            if k.startswith("test/")
-        }
-        metrics.update(objects.info, checkpoint=str(cfg.ckpt_path))
-        if objects.trainer.is_global_zero:
-            write_metrics(run_dir, metrics)
-    finally:
-        close_loggers(objects.loggers)
-    print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
-    print(f"run folder: {run_dir}")
-    return metrics, {
-        "trainer": objects.trainer,
-        "module": objects.module,
-        "datamodule": objects.datamodule,
-    }
-
+from promptrec.metrics.names import at_stage
+from promptrec.runtime.config import config_dir, register_configs
+from promptrec.runtime.evaluation import evaluate
 
 register_configs()
 
@@ -48,7 +16,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     metrics, _ = run_main(evaluate, cfg)
-    return metrics.get(cfg.task.monitor.replace("val/", "test/"))
+    return metrics.get(at_stage(cfg.task.monitor, "test"))
 
 
 if __name__ == "__main__":

@@ -2,123 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import hydra
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
-from promptrec.prompts.inspect import sample_prompts
-from promptrec.runtime.build import build_run, close_loggers, wandb_facts
-from promptrec.runtime.callbacks import TrainingDiverged
-from promptrec.runtime.config import config_dir, register_configs, validate, validate_launch
-from promptrec.runtime.costs import peak_memory_mb
-from promptrec.runtime.reporting import (
-    log_prompt_examples,
-    print_metrics,
-    write_metrics,
-)
-from promptrec.runtime.resume import resume_config, run_to_resume
-from promptrec.runtime.tracking import RunRecord, in_multirun
-
-
-def run_costs(trainer) -> dict:
-    """Peak memory and the size of the checkpoint on disk (what a tuning mode must store)."""
-    costs = peak_memory_mb()
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best and Path(best).is_file():
-        costs["cost/checkpoint_mb"] = Path(best).stat().st_size / 2**20
-    return costs
-
-
-def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
-    """Fit (unless ``train=false``), then test the best checkpoint; the logged metrics, with the
-    best monitored validation value as ``<monitor>_best`` (the sweepers' objective)."""
-    trainable = any(p.requires_grad for p in module.parameters())
-    if cfg.train and trainable:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    elif cfg.train:
-        print("model has no trainable parameters (e.g. model=pop): skipping fit, testing as built")
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
-        metrics[f"{cfg.task.monitor}_best"] = float(trainer.checkpoint_callback.best_model_score)
-    if cfg.test:
-        callback = trainer.checkpoint_callback
-        best = callback.best_model_path if callback else ""
-        ckpt = best or (None if cfg.train else cfg.ckpt_path)
-        trainer.test(
-            module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
-        )
-        metrics.update(
-            {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        )
-        metrics["best_checkpoint"] = ckpt or ""
-    return metrics
-
-
-def train(cfg: DictConfig) -> tuple[dict, dict]:
-    """Fit, then test the best checkpoint; write metrics.json and predictions.csv to the run folder.
-
-    ``ckpt_path=<run folder>`` (or ``last``) continues that run in its folder and W&B run.
-    Returns (metrics, objects): test metrics plus run facts, and the built objects for callers
-    (tests, notebooks) that want to inspect the model or data.
-    """
-    resumed = run_to_resume(cfg)
-    if resumed is not None:
-        print(f"resuming {resumed} from checkpoints/last.ckpt")
-        cfg = resume_config(cfg, resumed)
-    validate(cfg)  # before anything is written: a bad value leaves no run folder behind
-    validate_launch(cfg, in_multirun())
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
-    record = RunRecord(run_dir, write=lead, resumed=resumed is not None)  # failed jobs say so
-    wandb_id = record.data.get("wandb_id") if resumed else None  # continue the same W&B run
-    objects = None
-    try:
-        objects = build_run(cfg, wandb_id=wandb_id)
-        trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
-        record.update(**wandb_facts(objects.loggers),
-                      device=str(trainer.strategy.root_device),
-                      **{k: v for k, v in objects.info.items() if k.startswith("git/")})  # fmt: skip
-        if datamodule.tokenizer is not None and lead:  # what the model sees, before it trains
-            log_prompt_examples(
-                run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
-            )
-        metrics = fit_and_test(cfg, trainer, module, datamodule)
-        metrics.update(objects.info, **run_costs(trainer))
-        for logger in objects.loggers:
-            logger.log_metrics(
-                {k: v for k, v in metrics.items() if k.startswith("cost/") or k.endswith("_best")}
-            )  # the objective a W&B sweep reads (conf/wandb_sweep/*.yaml: metric.name)
-        if lead:
-            write_metrics(run_dir, metrics)
-        record.finished()
-    except BaseException as exc:
-        record.failed(exc)
-        if objects is not None:
-            close_loggers(objects.loggers, failed=True)
-        raise
-    close_loggers(objects.loggers)
-    if lead:
-        print_metrics({k: v for k, v in metrics.items() if k.startswith("test/")}, "test metrics")
-        print(f"run folder: {run_dir}")
-    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule}
-
-
-def objective(metrics: dict, cfg: DictConfig) -> float | None:
-    """The sweeper's number. A NaN one is an error: Optuna then marks the trial failed and goes
-    on (handed a NaN value instead, the Hydra Optuna sweeper stops the whole study)."""
-    value = metrics.get(f"{cfg.task.monitor}_best", metrics.get(cfg.task.monitor))
-    if value is not None and not math.isfinite(value):
-        raise TrainingDiverged(
-            f"the objective {cfg.task.monitor} is {value}: the run produced no usable scores. "
-            "Lower tuning.lr or check the data; the run folder keeps the logs."
-        )
-    return value
-
+from promptrec.runtime.config import config_dir, register_configs
+from promptrec.runtime.training import objective, train
 
 register_configs()
 

@@ -1,1 +1,2 @@
-"""Data flows one way: sources (files) → loaders (frames) → splits → examples → datamodule."""
+"""Data: sources (files) → loaders (frames) → splits → catalogue, examples, negatives. Plain frames:
+no tokenizer, no task."""

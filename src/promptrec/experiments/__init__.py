@@ -1,2 +1,3 @@
-"""Comparing runs: read run folders (runs.py), aggregate them over seeds (summary.py), draw them
-(figures.py) and re-run one to check it reproduces (reproduce.py)."""
+"""Comparing runs: read run folders (runs.py), aggregate them over seeds (summary.py), write the
+tables and figures (report.py; the figures are drawn by runtime/plots.py) and re-run one to check
+it reproduces (reproduce.py)."""

@@ -105,16 +105,6 @@ def load_runs(paths: list[Path | str]) -> pd.DataFrame:
     return pd.DataFrame([load_run(folder) for folder in find_runs(paths)])
 
 
-def training_curves(run: str | Path, columns: tuple[str, ...] = ("train/loss",)) -> pd.DataFrame:
-    """A run's logged values by step from ``csv/metrics.csv`` (empty if it logged none)."""
-    path = Path(run) / "csv" / "metrics.csv"
-    if not path.is_file():
-        return pd.DataFrame(columns=["step", *columns])
-    table = pd.read_csv(path)
-    present = [c for c in columns if c in table.columns]
-    return table[["step", *present]].dropna(subset=present, how="all").reset_index(drop=True)
-
-
 def offline_wandb_runs(runs: pd.DataFrame) -> list[Path]:
     """W&B runs that were logged offline and can be uploaded with ``wandb sync``."""
     return sorted(p for run in runs["run"] for p in Path(run).glob("wandb/offline-run-*"))

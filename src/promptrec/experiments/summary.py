@@ -9,21 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# The figures a researcher reads first, per task; --metric adds others.
-HEADLINE = {
-    "preference": ["test/auc", "test/logloss", "test/f1"],
-    "rating": ["test/rmse", "test/mae"],
-    "next_item": ["test/hr@10", "test/ndcg@10", "test/mrr@10", "test/coverage@10"],
-}
+from promptrec.metrics.names import direction as metric_direction
+from promptrec.runtime.costs import COST_DIRECTIONS
+from promptrec.tasks import TASKS
+
 COSTS = ["params/trainable", "cost/train_samples_per_s", "cost/peak_rss_mb", "cost/checkpoint_mb"]
-LOWER_IS_BETTER = ("logloss", "rmse", "mae", "ece", "loss", "gap", "popularity", "gini",
-                   "peak_rss", "peak_gpu", "checkpoint_mb", "epoch_seconds")  # fmt: skip
-NOT_RANKED = ("params/",)  # more parameters is neither better nor worse
 
 
 def headline_metrics(runs: pd.DataFrame, extra: list[str] | None = None) -> list[str]:
+    """Each task's own headline test metrics (``Task.headline``), ``extra``, then the costs."""
     tasks = runs.get("cfg/task.name", pd.Series(dtype=str)).dropna().unique()
-    wanted = [m for task in tasks for m in HEADLINE.get(task, [])] + list(extra or []) + COSTS
+    headline = [f"test/{m}" for task in tasks if task in TASKS for m in TASKS[task].headline]
+    wanted = headline + list(extra or []) + COSTS
     return [m for m in dict.fromkeys(wanted) if m in runs.columns]
 
 
@@ -47,9 +44,8 @@ def _label_column(runs: pd.DataFrame, name: str) -> str:
 
 
 def direction(metric: str) -> str | None:
-    if metric.startswith(NOT_RANKED):
-        return None
-    return "min" if any(word in metric for word in LOWER_IS_BETTER) else "max"
+    """ "max", "min", or None (parameter counts and other sizes are neither better nor worse)."""
+    return COST_DIRECTIONS.get(metric) or metric_direction(metric)
 
 
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:

@@ -1,1 +1,2 @@
-"""Models: backbone (which BERT) + tuning (which parameters train) + LightningModule (how)."""
+"""Models: backbones (which BERT), tuning modes (which parameters train, and the callbacks they
+need) and the ID baselines, each built by name (build.py)."""

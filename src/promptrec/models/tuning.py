@@ -16,6 +16,7 @@ from functools import partial
 import lightning as L
 import torch
 import torch.nn as nn
+from omegaconf import OmegaConf
 from peft import (
     AdaLoraConfig,
     IA3Config,
@@ -168,8 +169,8 @@ TUNING_MODES: dict[str, Callable[[nn.Module, object], Tuned]] = {
 }
 
 
-def tune(model: nn.Module, cfg) -> Tuned:
-    """The ``tuning.mode`` builder on a loaded model, in train mode."""
+def check_tuning(cfg) -> None:
+    """Start-up checks of ``tuning`` (its mode, the mode's settings), before any model loads."""
     if cfg.mode not in TUNING_MODES:
         raise ConfigError(
             f"tuning.mode={cfg.mode!r} is unknown; choose one of {sorted(TUNING_MODES)}."
@@ -178,6 +179,28 @@ def tune(model: nn.Module, cfg) -> Tuned:
         raise ConfigError(
             f"tuning={cfg.mode} needs its settings under tuning.{cfg.mode} (see conf/tuning/{cfg.mode}.yaml)."
         )
+    rules = [("virtual_tokens", cfg.virtual_tokens > 0, "a positive integer"),
+             ("merge_lora", not cfg.merge_lora or cfg.mode == "lora",
+              "false unless tuning=lora (only LoRA folds into the backbone)")]  # fmt: skip
+    if cfg.mode == "lora":
+        rules.append(("lora.r", cfg.lora.r > 0, "a positive integer"))
+    if cfg.mode == "adapter":
+        rules.append(
+            ("adapter.reduction_factor", cfg.adapter.reduction_factor > 0, "a positive integer")
+        )
+    for key, ok, rule in rules:
+        if not ok:
+            raise ConfigError(
+                f"tuning.{key}={OmegaConf.select(cfg, key)!r} is invalid: it must be {rule}. "
+                "Fix it on the command line or in conf/."
+            )
+
+
+def tune(model: nn.Module, cfg) -> Tuned:
+    """The ``tuning.mode`` builder on a loaded model, in train mode."""
+    if cfg.mode not in TUNING_MODES or (cfg.mode in ("lora", "adalora", "ia3", "adapter")
+                                        and cfg.get(cfg.mode) is None):  # fmt: skip
+        check_tuning(cfg)  # names the fix
     tuned = TUNING_MODES[cfg.mode](model, cfg)
     tuned.model.train()
     return tuned

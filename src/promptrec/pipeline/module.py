@@ -19,6 +19,7 @@ import torch.nn as nn
 from transformers import get_linear_schedule_with_warmup
 
 from promptrec.errors import ConfigError
+from promptrec.metrics.names import at_stage
 from promptrec.metrics.slices import Slicer
 from promptrec.tasks import Task
 
@@ -144,7 +145,7 @@ class RecModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_predictions, outputs, examples = self._evaluate("test")
-        monitor = self.task.cfg.monitor.replace("val/", "test/", 1)
+        monitor = at_stage(self.task.cfg.monitor, "test")
         prepared = self.trainer.datamodule.prepared
         slicer = Slicer(prepared.users, prepared.split, self.task.cfg.slice_min_examples)
         self.test_slices, gaps = slicer.evaluate(self.task, "test", outputs, examples, monitor)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptrec.errors import ConfigError
@@ -65,19 +66,38 @@ def _field_list(fields: dict) -> str:
     return listed + ("; k (number of history items shown)" if "history" in fields else "")
 
 
+# Shared macros (person, movie, rated, …) that every template may call without importing them.
+MACROS = (Path(__file__).parent / "macros.j2").read_text()
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    macros = env.from_string(MACROS).module
+    env.globals.update({k: v for k, v in vars(macros).items() if not k.startswith("_")})
+    return env
+
+
+_MACRO_NAMES = set(_environment().globals) - set(ImmutableSandboxedEnvironment().globals)
+
+
 class PromptTemplate:
     """Compiled template + the identity (name, content hash) logged with every run."""
 
     def __init__(self, name: str, text: str, task: str = "", fields: dict = FIELDS):
         self.name, self.text, self.fields = name, text, fields
         self.where = f"prompt '{name}'" + (f", template for task '{task}'," if task else "")
-        self.content_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
         self._template = self._compile()
+        self.content_hash = hashlib.sha256(self._source().encode()).hexdigest()[:12]
+
+    def _source(self) -> str:
+        """The text that decides the rendering: the template, and the macros if it calls any."""
+        calls = meta.find_undeclared_variables(_environment().parse(self.text))
+        return MACROS + self.text if calls & _MACRO_NAMES else self.text
 
     def _compile(self):
-        env = ImmutableSandboxedEnvironment(
-            undefined=_RaisingUndefined, trim_blocks=True, lstrip_blocks=True
-        )
+        env = _environment()
         try:
             return env.from_string(self.text)
         except TemplateSyntaxError as exc:

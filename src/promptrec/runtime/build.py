@@ -30,7 +30,7 @@ from promptrec.runtime.csv_log import ResumableCSVLogger
 from promptrec.runtime.reporting import TestOutputWriter
 from promptrec.runtime.tracking import git_state, wandb_identity
 from promptrec.strategies import build_strategy
-from promptrec.tasks import build_task
+from promptrec.tasks import build_task, task_config
 
 
 @dataclass
@@ -93,7 +93,9 @@ def with_run_config(cfg: DictConfig) -> DictConfig:
     run_cfg, cfg = OmegaConf.load(saved), cfg.copy()
     for key in RUN_KEYS:  # replace, not merge: no key of today's defaults leaks into the run's
         schema = OmegaConf.get_type(cfg, key)
-        if OmegaConf.is_config(cfg[key]) and schema is not None and schema is not dict:
+        if key == "task":  # its own task's schema, whatever task today's defaults name
+            cfg[key] = task_config(run_cfg[key])
+        elif OmegaConf.is_config(cfg[key]) and schema is not None and schema is not dict:
             cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), run_cfg[key])
         else:
             cfg[key] = run_cfg[key]

@@ -15,8 +15,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from promptrec.errors import ConfigError
+from promptrec.metrics.names import direction
 from promptrec.models.build import check_model
+from promptrec.models.tuning import check_tuning
 from promptrec.strategies import strategy_class
+from promptrec.tasks import TASKS
 
 
 def config_dir() -> str:
@@ -49,27 +52,6 @@ class DataConfig:
     num_workers: int = 0
     length_grouped: bool = True  # batches of similar prompt lengths: less padding, same epochs
     pin_memory: str = "auto"  # auto (on with a CUDA accelerator) | true | false
-
-
-@dataclass
-class TaskConfig:
-    name: str = MISSING  # preference | rating | next_item
-    monitor: str = MISSING  # checkpointing, early stopping and the sweeper's objective
-    monitor_mode: str = "max"
-    like_threshold: float = 4.0  # preference: label = rating ≥ this
-    head: str | None = None  # rating: regression | classes; next_item: catalog | two_tower
-    rating_levels: int = 5  # rating, head=classes: one class per star
-    ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # next_item: top-K cut-offs
-    targets_per_user: int | None = None  # next_item: latest training targets per user; null = all
-    eval_negatives: int | None = (
-        None  # next_item: rank among N sampled negatives (null = full catalogue)
-    )
-    negative_sampler: str = "uniform"  # next_item, sampled: uniform | popularity
-    negative_seed: int = 0
-    temperature: float = 0.05  # next_item, two_tower: cosine / temperature = score
-    sampled_negatives: int = 0  # next_item, two_tower: uniform items added to in-batch candidates
-    item_max_tokens: int = 32  # next_item, two_tower: item texts are cut to this many tokens
-    slice_min_examples: int = 20  # smaller test slices report their size but no metrics
 
 
 @dataclass
@@ -164,7 +146,7 @@ class _RunConfig:
     tags: list[str] = field(default_factory=list)
     ckpt_path: str | None = None
     data: DataConfig = MISSING
-    task: TaskConfig = MISSING
+    task: Any = MISSING  # on its task's own schema (tasks/<name>.py: Config)
     prompt: PromptConfig = MISSING
     model: ModelConfig = MISSING
     tuning: TuningConfig = MISSING
@@ -210,12 +192,27 @@ class RobustnessConfig(EvalConfig):
     perturbations: list[PerturbationConfig] = field(default_factory=list)
 
 
-def register_configs() -> None:
-    """Schemas for Hydra, and the resolver that turns task.monitor_mode into Optuna's direction."""
+def register_resolvers() -> None:
+    """``${metric_direction:val/auc}`` gives task.monitor_mode the monitored metric's direction;
+    ``${optuna_direction:max}`` turns it into Optuna's. Registered on import, because every
+    saved run config (resume, reproduce, eval) names them."""
     OmegaConf.register_new_resolver(
         "optuna_direction", lambda mode: {"max": "maximize", "min": "minimize"}[mode], replace=True
     )
+    OmegaConf.register_new_resolver(
+        "metric_direction", lambda metric: direction(metric) or "unknown", replace=True
+    )
+
+
+register_resolvers()
+
+
+def register_configs() -> None:
+    """Schemas for Hydra (one per task, as ``task/<name>_schema``)."""
+    register_resolvers()
     cs = ConfigStore.instance()
+    for name, task in TASKS.items():
+        cs.store(group="task", name=f"{name}_schema", node=task.Config)
     cs.store(name="prompts_schema", node=PromptsConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
     cs.store(name="robustness_schema", node=RobustnessConfig)
@@ -231,32 +228,35 @@ def _check(ok: bool, field_name: str, value, rule: str) -> None:
 
 
 def validate(cfg) -> None:
-    """Ranges and choices the schema's types cannot express; raises ConfigError naming the field."""
-    d = cfg.data
+    """Ranges and combinations the schema's types cannot express, checked before anything is
+    written; raises ConfigError naming the field. Each part's owner checks its own part."""
+    _check_data(cfg.data)
+    _check_run(cfg)
+    check_model(cfg)
+    check_tuning(cfg.tuning)
+    if cfg.model.kind == "lm":  # the prompt: its template for this task, its strategy's checks
+        _check_prompt(cfg)
+        strategy_class(cfg).check(cfg)
+
+
+def _check_data(d) -> None:
     for name in ("batch_size", "eval_batch_size", "max_tokens"):
         _check(d[name] > 0, f"data.{name}", d[name], "a positive integer")
     _check(d.history_len >= 0, "data.history_len", d.history_len, "≥ 0")
     _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "≥ 0")
-    _check(
-        str(d.pin_memory).lower() in ("auto", "true", "false"),
-        "data.pin_memory", d.pin_memory, "auto, true or false",
-    )  # fmt: skip
+    _check(str(d.pin_memory).lower() in ("auto", "true", "false"), "data.pin_memory",
+           d.pin_memory, "auto, true or false")  # fmt: skip
     for name in ("max_users", "max_train_examples", "few_shot"):
         _check(
             d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
         )
-    _check(
-        cfg.model.kind != "lm" or bool(cfg.model.name_or_path),
-        "model.name_or_path",
-        cfg.model.name_or_path,
-        "set for a language model",
-    )
-    _check(
-        cfg.model.objective in ("task", "bpr"),
-        "model.objective",
-        cfg.model.objective,
-        "'task' or 'bpr'",
-    )
+
+
+def _check_run(cfg) -> None:
+    _check(cfg.model.kind != "lm" or bool(cfg.model.name_or_path), "model.name_or_path",
+           cfg.model.name_or_path, "set for a language model")  # fmt: skip
+    _check(cfg.model.objective in ("task", "bpr"), "model.objective", cfg.model.objective,
+           "'task' or 'bpr'")  # fmt: skip
     if cfg.model.get("compile"):
         import torch
 
@@ -265,36 +265,22 @@ def validate(cfg) -> None:
                f"null or a torch.compile backend ({', '.join(torch.compiler.list_backends())}, "
                "or eager to debug)")  # fmt: skip
     _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
-    _check(
-        0 <= cfg.tuning.warmup_ratio < 1,
-        "tuning.warmup_ratio",
-        cfg.tuning.warmup_ratio,
-        "in [0, 1)",
-    )
-    _check(
-        cfg.task.monitor_mode in ("min", "max"),
-        "task.monitor_mode",
-        cfg.task.monitor_mode,
-        "'min' or 'max'",
-    )
-    mode = cfg.tuning.mode
-    check_model(cfg)
-    if cfg.model.kind == "lm":  # the prompt strategy checks its own combinations
-        strategy_class(cfg).check(cfg)
-    if mode == "adapter" and cfg.tuning.adapter is not None:
-        _check(cfg.tuning.adapter.reduction_factor > 0, "tuning.adapter.reduction_factor",
-               cfg.tuning.adapter.reduction_factor, "a positive integer")  # fmt: skip
-    _check(
-        cfg.tuning.virtual_tokens > 0,
-        "tuning.virtual_tokens",
-        cfg.tuning.virtual_tokens,
-        "a positive integer",
-    )
-    _check(not cfg.tuning.merge_lora or mode == "lora", "tuning.merge_lora", cfg.tuning.merge_lora,
-           "false unless tuning=lora (only LoRA folds into the backbone)")  # fmt: skip
-    if cfg.tuning.mode == "lora":
-        _check(cfg.tuning.lora is not None and cfg.tuning.lora.r > 0, "tuning.lora.r",
-               None if cfg.tuning.lora is None else cfg.tuning.lora.r, "a positive integer")  # fmt: skip
+    _check(0 <= cfg.tuning.warmup_ratio < 1, "tuning.warmup_ratio", cfg.tuning.warmup_ratio,
+           "in [0, 1)")  # fmt: skip
+    _check(cfg.task.monitor_mode in ("min", "max"), "task.monitor_mode", cfg.task.monitor_mode,
+           f"'min' or 'max' (task.monitor={cfg.task.monitor} has no known direction: set it)")  # fmt: skip
+
+
+def _check_prompt(cfg) -> None:
+    """A prompt YAML may leave out tasks it does not serve; using it with one fails here."""
+    task, prompt = cfg.task.name, cfg.prompt
+    if task not in prompt.templates:
+        served = sorted(k for k in prompt.templates if k != "item")
+        raise ConfigError(
+            f"prompt={prompt.name} has no template for task={task} (it serves: "
+            f"{', '.join(served)}). Choose a prompt that serves task={task} (e.g. prompt=question), "
+            f"or add prompt.templates.{task} to conf/prompt/{prompt.name}.yaml."
+        )
 
 
 def validate_launch(cfg, multirun: bool) -> None:

@@ -6,7 +6,9 @@ the test stage runs in fresh worker processes. This writer keeps the earlier row
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
+import pandas as pd
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -34,3 +36,13 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def training_curves(run: str | Path, columns: tuple[str, ...] = ("train/loss",)) -> pd.DataFrame:
+    """A run's logged values by step from ``csv/metrics.csv`` (empty if it logged none)."""
+    path = Path(run) / "csv" / "metrics.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=["step", *columns])
+    table = pd.read_csv(path)
+    present = [c for c in columns if c in table.columns]
+    return table[["step", *present]].dropna(subset=present, how="all").reset_index(drop=True)

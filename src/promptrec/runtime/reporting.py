@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promptrec.atomic import write_atomic
+from promptrec.runtime.plots import reliability_diagram
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
@@ -22,11 +23,15 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
 
 def write_test_outputs(run_dir: Path, module) -> Path:
     """The task's per-example table (predictions.csv, or topk.csv for ranking, re-scorable later),
-    the per-group metrics (slices.csv) and task extras such as the calibration figure."""
+    the per-group metrics (slices.csv) and, for probabilities of a binary label, a calibration
+    figure (calibration.png)."""
     path = Path(run_dir) / module.task.predictions_file
     write_atomic(path, module.test_predictions.to_csv(index=False))
     write_atomic(Path(run_dir) / "slices.csv", module.test_slices.to_csv(index=False))
-    module.task.write_outputs(run_dir, module.test_predictions)
+    table = module.test_predictions
+    if {"score", "label"} <= set(table.columns):  # probabilities of a binary label
+        reliability_diagram(table["score"].to_numpy(), table["label"].to_numpy(),
+                            Path(run_dir) / "calibration.png")  # fmt: skip
     return path
 
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from promptrec.errors import ConfigError
 from promptrec.runtime.config import TrainConfig
 from promptrec.runtime.tracking import load_run_record
+from promptrec.tasks import task_config
 
 LAST = "last.ckpt"
 
@@ -58,10 +59,30 @@ def run_to_resume(cfg: DictConfig) -> Path | None:
     return path.resolve()
 
 
+# Classes that moved when the package was layered (issue 14): run folders saved before name them.
+MOVED = {"promptrec.costs.": "promptrec.runtime.costs.",
+         "promptrec.callbacks.": "promptrec.runtime.callbacks.",
+         "promptrec.csv_log.": "promptrec.runtime.csv_log."}  # fmt: skip
+
+
+def _moved_targets(node):
+    if isinstance(node, dict):
+        return {k: _moved_targets(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_moved_targets(v) for v in node]
+    if isinstance(node, str):
+        return next(
+            (new + node[len(old) :] for old, new in MOVED.items() if node.startswith(old)), node
+        )
+    return node
+
+
 def saved_run_config(run_dir: Path) -> DictConfig:
     """A run's own ``.hydra/config.yaml`` on the training schema (keys added since get their
     defaults), as resume and promptrec-reproduce re-run it."""
     saved = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    saved = OmegaConf.create(_moved_targets(OmegaConf.to_container(saved, resolve=False)))
+    saved.task = task_config(saved.task)
     return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
 
 

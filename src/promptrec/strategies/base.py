@@ -93,11 +93,12 @@ def strategy_class(cfg) -> type[Strategy]:
             "(one module each in src/promptrec/strategies/)."
         )
     wanted = {chosen} if chosen else set(claims)
-    conflict = set(claims) - wanted or (len(wanted) > 1 and wanted)
-    if conflict:
-        reasons = [f"{why} selects the {name} strategy" for name, why in sorted(claims.items())]
-        if chosen:
-            reasons.insert(0, f"prompt.strategy={chosen} selects the {chosen} strategy")
+    others = {name: why for name, why in claims.items() if name != chosen} if chosen else {}
+    if others or len(wanted) > 1:
+        reasons = [f"prompt.strategy={chosen} selects the {chosen} strategy"] if chosen else []
+        reasons += [
+            f"{why} selects the {name} strategy" for name, why in sorted((others or claims).items())
+        ]
         raise ConfigError(
             f"{' and '.join(reasons)}: one prompt has one strategy. A cloze prompt reads its "
             "answer at [MASK] and needs task.head=catalog; task.head=two_tower scores item texts "

@@ -6,6 +6,10 @@ LightningModule and the output writers stay the same for preference, rating and 
 
 from __future__ import annotations
 
+import dataclasses
+
+from omegaconf import DictConfig, OmegaConf
+
 from promptrec.errors import ConfigError
 from promptrec.tasks.base import Task
 from promptrec.tasks.next_item import NextItemTask
@@ -19,12 +23,27 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
-def build_task(cfg) -> Task:
-    if cfg.name not in TASKS:
+def task_class(name: str) -> type[Task]:
+    if name not in TASKS:
         raise ConfigError(
-            f"task.name={cfg.name!r} is unknown; choose one of {sorted(TASKS)} (task=<name>)."
+            f"task.name={name!r} is unknown; choose one of {sorted(TASKS)} (task=<name>)."
         )
-    return TASKS[cfg.name](cfg)
+    return TASKS[name]
 
 
-__all__ = ["TASKS", "Task", "build_task"]
+def build_task(cfg) -> Task:
+    return task_class(cfg.name)(cfg)
+
+
+def task_config(node) -> DictConfig:
+    """A saved ``task`` node on its task's own schema. Run folders written before each task had
+    its own schema carry every task's fields; the ones this task does not have are dropped."""
+    schema = task_class(node.name).Config
+    known = {f.name for f in dataclasses.fields(schema)}
+    saved = OmegaConf.to_container(node, resolve=False)
+    return OmegaConf.merge(
+        OmegaConf.structured(schema), {k: v for k, v in saved.items() if k in known}
+    )
+
+
+__all__ = ["TASKS", "Task", "build_task", "task_class", "task_config"]

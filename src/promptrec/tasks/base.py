@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import MISSING
 
 from promptrec.data.catalog import Catalog
 
@@ -70,10 +73,22 @@ def example_table(examples: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return examples[[c for c in columns if c in examples.columns]].reset_index(drop=True)
 
 
+@dataclass
+class TaskConfig:
+    """Settings every task has; each task's own schema (``Task.Config``) adds its fields."""
+
+    name: str = MISSING  # preference | rating | next_item
+    monitor: str = MISSING  # checkpointing, early stopping and the sweeper's objective
+    monitor_mode: str = "${metric_direction:${task.monitor}}"  # the metric's own direction
+    slice_min_examples: int = 20  # smaller test slices report their size but no metrics
+
+
 class Task(ABC):
     """What a task tells the rest of the framework."""
 
     name: str
+    Config: ClassVar[type] = TaskConfig  # its schema (conf/task/<name>.yaml is checked against it)
+    headline: ClassVar[tuple[str, ...]] = ()  # the test metrics a summary shows first
     predictions_file = "predictions.csv"
     shows_target = True  # False: the prompt must not see the target (it is the answer)
 
@@ -110,9 +125,6 @@ class Task(ABC):
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
-
-    def write_outputs(self, run_dir: Path, table: pd.DataFrame) -> None:  # noqa: B027
-        """Extra test outputs beside the per-example table (figures, …); none by default."""
 
     @abstractmethod
     def evaluate(

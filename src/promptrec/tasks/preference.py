@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from promptrec.metrics import binary_metrics, grouped_auc
-from promptrec.runtime.plots import reliability_diagram
-from promptrec.tasks.base import Task, example_table, interaction_examples
+from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
+
+
+@dataclass
+class PreferenceConfig(TaskConfig):
+    like_threshold: float = 4.0  # label = rating ≥ this
 
 
 class PreferenceTask(Task):
     name = "preference"
+    Config = PreferenceConfig
+    headline = ("auc", "logloss", "f1")
 
     @property
     def num_outputs(self) -> int:
@@ -60,8 +66,3 @@ class PreferenceTask(Task):
             score=torch.sigmoid(logits).numpy(),
         )
         return values, table
-
-    def write_outputs(self, run_dir: Path, table: pd.DataFrame) -> None:
-        reliability_diagram(
-            table["score"].to_numpy(), table["label"].to_numpy(), Path(run_dir) / "calibration.png"
-        )

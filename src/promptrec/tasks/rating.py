@@ -7,6 +7,8 @@ per star, cross-entropy; RMSE/MAE then use the expected rating Σ p(k)·k.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,13 +22,21 @@ from torchmetrics.classification import (
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from promptrec.errors import ConfigError, DataError
-from promptrec.tasks.base import Task, example_table, interaction_examples
+from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
 
 HEADS = ("regression", "classes")
 
 
+@dataclass
+class RatingConfig(TaskConfig):
+    head: str = "regression"  # regression | classes
+    rating_levels: int = 5  # head=classes: one class per star
+
+
 class RatingTask(Task):
     name = "rating"
+    Config = RatingConfig
+    headline = ("rmse", "mae")
 
     def __init__(self, cfg):
         super().__init__(cfg)

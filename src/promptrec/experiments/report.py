@@ -1,0 +1,98 @@
+"""Compare runs: ``promptrec-summarize outputs/train/multiruns/<sweep> [more run folders]``.
+
+Reads the run folders (W&B offline or disabled makes no difference) and writes, per task:
+``summary.md`` (one row per configuration, mean ± std over seeds, best in bold),
+``summary_<task>.csv``, and the figures ``heatmap_<task>.png`` (prompt × tuning mode),
+``params_<task>.png`` (metric against trainable parameters) and ``curves_<task>.png``
+(training loss). ``--sync`` uploads the offline W&B runs for the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+from promptrec.errors import PromptRecError
+from promptrec.experiments.runs import load_runs, offline_wandb_runs
+from promptrec.experiments.summary import headline_metrics, summarize, to_markdown, varying_labels
+from promptrec.metrics.names import at_stage
+from promptrec.runtime import plots as figures
+
+
+def primary_metric(runs, requested: str | None) -> str:
+    """--metric, else the test counterpart of the metric the runs were checkpointed on."""
+    if requested:
+        if requested not in runs:
+            raise PromptRecError(
+                f"--metric {requested!r} is in no run's metrics.json. Available: "
+                + ", ".join(sorted(c for c in runs.columns if c.startswith(("test/", "val/"))))
+            )
+        return requested
+    monitor = str(runs["cfg/task.monitor"].dropna().iloc[0])
+    test = at_stage(monitor, "test")
+    return test if test in runs else monitor
+
+
+def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
+                   extra: list[str] | None = None, runs=None) -> dict[str, Path]:  # fmt: skip
+    """Write the tables and figures for the runs under ``paths`` into ``out``; returns the files."""
+    runs = load_runs(paths) if runs is None else runs
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    sections = []
+    for task, task_runs in runs.groupby(runs["cfg/task.name"].map(str), sort=False):
+        task_runs = task_runs.dropna(axis=1, how="all")
+        counts = task_runs["status"].value_counts().to_dict()
+        tally = f"{len(task_runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+        if "finished" not in counts:
+            sections.append(f"## {task}\n\n{tally}: nothing to compare yet.\n")
+            continue
+        metrics = headline_metrics(task_runs, extra)
+        main_metric = primary_metric(task_runs, metric)
+        if main_metric not in metrics:
+            metrics.insert(0, main_metric)
+        settings = varying_labels(task_runs)
+        table = summarize(task_runs, metrics)
+        written[f"csv_{task}"] = out / f"summary_{task}.csv"
+        table.to_csv(written[f"csv_{task}"], index=False)
+        sections.append(
+            f"## {task}\n\n{tally}; mean ± std over seeds (ddof=1), best in bold.\n\n"
+            + to_markdown(table, metrics)
+        )
+        for name, fig in (
+            ("heatmap", figures.heatmap(table, main_metric)),
+            ("params", figures.metric_vs_parameters(table, main_metric, settings)),
+            ("curves", figures.curves(task_runs, settings)),
+        ):
+            written[f"{name}_{task}"] = out / f"{name}_{task}.png"
+            figures.save(fig, written[f"{name}_{task}"])
+    written["markdown"] = out / "summary.md"
+    sources = ", ".join(f"`{p}`" for p in paths)
+    written["markdown"].write_text(f"# Summary of {sources}\n\n" + "\n".join(sections))
+    return written
+
+
+def sync_offline_runs(runs_dirs: list[Path], upload: bool) -> None:
+    console = Console()
+    if not runs_dirs:
+        return
+    command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, runs_dirs)]
+    if upload:
+        subprocess.run(command, check=True)
+    else:
+        console.print(f"{len(runs_dirs)} W&B runs were logged offline. To see them in the "
+                      "dashboard, rerun with --sync or run:\n  wandb sync " + " ".join(map(str, runs_dirs[:3]))
+                      + (" …" if len(runs_dirs) > 3 else ""), highlight=False)  # fmt: skip
+
+
+def report(args: argparse.Namespace) -> None:
+    runs = load_runs(args.paths)
+    written = summarize_runs(args.paths, args.out or args.paths[0], args.metric, args.extra, runs)
+    Console().print(Markdown(written["markdown"].read_text()))
+    Console().print("written: " + ", ".join(str(p) for p in written.values()), highlight=False)
+    sync_offline_runs(offline_wandb_runs(runs), args.sync)
