@@ -18,9 +18,9 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.loaders import load_atomic
 from promptrec.data.splits import leave_one_out, select_users
 from promptrec.errors import ConfigError, DataError
-from promptrec.runtime.config import validate
+from promptrec.runtime.config import on_own_schema, validate
 from promptrec.runtime.training import train
-from promptrec.tasks import build_task, task_config
+from promptrec.tasks import build_task
 
 
 def _task(**cfg):
@@ -238,9 +238,14 @@ def test_each_task_has_its_own_schema_and_the_monitor_its_direction(
         validate(cfg)
 
 
-def test_saved_flat_task_configs_load_on_their_task_schema():
-    """Run folders written before each task had a schema carry every task's fields."""
+def test_saved_flat_configs_load_on_their_own_option_schema():
+    """Run folders written before each option had a schema carry every option's fields."""
     old = OmegaConf.create({"name": "preference", "monitor": "val/auc", "monitor_mode": "max",
                             "like_threshold": 3.5, "head": None, "temperature": 0.05, "ks": [5]})  # fmt: skip
-    typed = task_config(old)
+    typed = on_own_schema("task", old)
     assert typed.like_threshold == 3.5 and "temperature" not in typed and "head" not in typed
+    tuning = on_own_schema("tuning", OmegaConf.create({"mode": "full", "lr": 1e-4, "merge_lora": False,
+                                                       "virtual_tokens": 20, "lora": None}))  # fmt: skip
+    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio"}
+    with pytest.raises(ConfigError, match="model.kind='gpt' is unknown"):
+        on_own_schema("model", OmegaConf.create({"kind": "gpt"}))

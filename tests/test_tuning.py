@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny_overrides
@@ -177,11 +178,16 @@ def test_merged_lora_gives_the_same_outputs(tiny_model_dir):
     [(["tuning=prefix", "prompt=cloze"], "the cloze scorer bypasses"),
      (["tuning=prompt_tuning", "prompt=soft"], "two kinds of soft prompt"),
      (["tuning=prompt_tuning", "task=next_item", "task.head=two_tower"], "mean pooling"),
-     (["tuning=full", "tuning.merge_lora=true"], "tuning.merge_lora=True is invalid")],
+     (["tuning=lora", "tuning.lora.r=0"], "tuning.lora.r=0 is invalid")],
 )  # fmt: skip
 def test_combinations_that_cannot_work_are_refused_at_start_up(overrides, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_config("train", ["paths.data_dir=/tmp", *overrides]))
+
+
+def test_a_setting_of_another_tuning_mode_fails_to_compose():
+    with pytest.raises(ConfigCompositionException, match="merge_lora"):
+        compose_config("train", ["paths.data_dir=/tmp", "tuning=full", "tuning.merge_lora=true"])
 
 
 @pytest.mark.slow

@@ -52,8 +52,8 @@ def robustness(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     score = lambda **kw: score_condition(module.model, task, prepared.encoder, datamodule.collate,  # noqa: E731
                                          examples, cfg.data.eval_batch_size, seed=cfg.seed, **kw)  # fmt: skip
     rows = []
-    for k in range(len(datamodule.templates)):
-        kind = "seen" if k in datamodule.seen else "unseen"
+    for k in range(len(datamodule.prompts.templates)):
+        kind = "seen" if k in datamodule.prompts.seen else "unseen"
         rows.append({"condition": f"template {k}", "kind": kind, **score(template=k)})
     for p in cfg.perturbations:
         label = p.name + (f" {p.fraction:g}" if p.name != "shuffle_history" else "")

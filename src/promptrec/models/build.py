@@ -80,6 +80,11 @@ def check_model(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.kind={cfg.model.kind!r} is unknown; choose one of {sorted(MODEL_KINDS)}."
         )
+    if cfg.model.kind == "mf" and cfg.model.objective not in ("task", "bpr"):
+        raise ConfigError(
+            f"model.objective={cfg.model.objective!r} is invalid: it must be 'task' or 'bpr'. "
+            "Fix it on the command line or in conf/."
+        )
     if cfg.model.kind != "lm" and cfg.tuning.mode != "full":
         raise ConfigError(
             f"tuning={cfg.tuning.mode} applies to language models; baselines train in full (tuning=full)."

@@ -179,9 +179,9 @@ def check_tuning(cfg) -> None:
         raise ConfigError(
             f"tuning={cfg.mode} needs its settings under tuning.{cfg.mode} (see conf/tuning/{cfg.mode}.yaml)."
         )
-    rules = [("virtual_tokens", cfg.virtual_tokens > 0, "a positive integer"),
-             ("merge_lora", not cfg.merge_lora or cfg.mode == "lora",
-              "false unless tuning=lora (only LoRA folds into the backbone)")]  # fmt: skip
+    rules = []
+    if cfg.mode in ("prefix", "prompt_tuning"):
+        rules.append(("virtual_tokens", cfg.virtual_tokens > 0, "a positive integer"))
     if cfg.mode == "lora":
         rules.append(("lora.r", cfg.lora.r > 0, "a positive integer"))
     if cfg.mode == "adapter":

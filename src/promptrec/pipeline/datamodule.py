@@ -21,32 +21,22 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding
 
 from promptrec.data.catalog import Catalog
-from promptrec.data.examples import cap_examples, few_shot
 from promptrec.data.loaders import InteractionData
 from promptrec.data.sources import open_source, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
-from promptrec.errors import ConfigError
 from promptrec.pipeline.batching import LengthGroupedSampler
+from promptrec.pipeline.examples import ExampleBuilder, indexed
 from promptrec.pipeline.token_cache import (
     CACHE_VERSION,
-    SPLITS,
     cache_intact,
     digest,
     load_token_cache,
     write_token_cache,
 )
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.encoder import PromptEncoder, task_templates
+from promptrec.prompts.encoder import PromptEncoder, PromptSet
 from promptrec.strategies import Strategy
 from promptrec.tasks import Task
-
-ID_COLUMNS = ["user_idx", "item_idx", "history_idx", "labels", "example_id"]
-
-
-def _left_padded(history, index: dict[str, int], width: int) -> list[int]:
-    """Item ids + 1 (0 is padding), most recent last, left-padded to ``width`` (sequence models)."""
-    ids = [index[i] + 1 for i in history][-width:]
-    return [0] * (width - len(ids)) + ids
 
 
 @dataclass
@@ -67,21 +57,12 @@ class RecDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.task, self.seed, self.strategy = data_cfg, task, seed, strategy
         self.tokenizer = strategy.tokenizer if strategy is not None else None
-        self.template = None  # ID baselines render no prompt
+        self.prompts: PromptSet | None = None  # ID baselines render no prompt
         self.collate = None  # ID batches: torch's default collation
         if strategy is not None:
-            prompt = strategy.cfg.prompt
-            self.templates = task_templates(prompt, task.name, strategy.template_text)
-            self.template = self.templates[0]
-            self.seen = [int(k) for k in (prompt.get("seen") or [0])]
-            if not self.seen or not all(0 <= k < len(self.templates) for k in self.seen):
-                raise ConfigError(
-                    f"prompt.seen={self.seen} must list template indices in 0..{len(self.templates) - 1} "
-                    f"(0 = prompt.templates.{task.name}, 1.. = prompt.pool.{task.name})."
-                )
-            # one hash for every template this run can render, and which ones it trains on
-            hashes = [t.content_hash for t in self.templates]
-            self.prompt_hash = hashes[0] if len(hashes) == 1 else digest(hashes, self.seen)[:12]
+            self.prompts = PromptSet.from_config(
+                strategy.cfg.prompt, task.name, strategy.template_text
+            )
             self.collate = DataCollatorWithPadding(self.tokenizer)
         self.prepared: PreparedData | None = None
 
@@ -110,58 +91,36 @@ class RecDataModule(L.LightningDataModule):
         key = digest([sha256_file(f) for f in files], cfg.max_users, settings)
         interactions = select_users(data.interactions, cfg.max_users)
         split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)
-        self._split_folder = Path(cfg.cache_dir) / f"split-{key}"
+        examples = ExampleBuilder(
+            self.task, cfg, self.seed, split, Path(cfg.cache_dir) / f"split-{key}"
+        )
         catalog = Catalog.build(data.items, split)
-        self.task.prepare(catalog, split, self._split_folder)
+        self.task.prepare(catalog, split, examples.split_folder)
         facts = {"split_hash": split_hash, "catalog": catalog, "split": split, "users": data.users}
         if self.strategy is None:
-            return PreparedData(**facts, **self._indexed(split, catalog))
+            return PreparedData(**facts, **indexed(examples, catalog, cfg.history_len))
         encoder = self.prompt_encoder(data)
         self.strategy.prepare(catalog, encoder.contexts)
-        return PreparedData(**facts, **self._tokenised(encoder, split, split_hash), encoder=encoder)
+        return PreparedData(
+            **facts, **self._tokenised(encoder, examples, split_hash), encoder=encoder
+        )
 
-    def _examples(self, split: pd.DataFrame, which: str) -> pd.DataFrame:
-        frame = self.task.examples(split, which, self.cfg.history_len)
-        k, seed = self.cfg.few_shot, self.seed
-        if k is not None and which in ("train", "val"):  # TALLRec-style: K to train, K to validate
-            name = f"fewshot-{self.task.name}-K{k}-seed{seed}-{which}.json"
-            return few_shot(frame, k, seed, self._split_folder / name)
-        return cap_examples(frame, self.cfg.max_train_examples, seed) if which == "train" else frame
-
-    def _indexed(self, split: pd.DataFrame, catalog: Catalog) -> dict:
-        """User and item indices per split (cheap: built in memory every run)."""
-        loaded, examples, width = {}, {}, max(1, self.cfg.history_len)
-        for which in SPLITS:
-            frame = self._examples(split, which)
-            frame = frame.assign(
-                user_idx=frame["user_id"].map(catalog.user_index).astype("int64"),
-                item_idx=frame["item_id"].map(catalog.item_index).astype("int64"),
-                history_idx=[
-                    _left_padded(h, catalog.item_index, width) for h in frame["history_items"]
-                ],
-            )
-            loaded[which] = datasets.Dataset.from_pandas(frame[ID_COLUMNS], preserve_index=False)
-            loaded[which].set_format("torch", columns=ID_COLUMNS)
-            examples[which] = frame
-        return {"datasets": loaded, "examples": examples}
-
-    def _tokenised(self, encoder: PromptEncoder, split: pd.DataFrame, split_hash: str) -> dict:
+    def _tokenised(self, encoder: PromptEncoder, examples: ExampleBuilder, split_hash: str) -> dict:
         """Prompt tokens per split, from the on-disk cache when its key matches."""
         cfg, tokenizer = self.cfg, self.tokenizer
         tok_id = [tokenizer.name_or_path, type(tokenizer).__name__, len(tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
-        key = digest(CACHE_VERSION, split_hash, self.prompt_hash, tok_id, task_id, cfg.history_len,
+        key = digest(CACHE_VERSION, split_hash, self.prompts.hash, tok_id, task_id, cfg.history_len,
                      cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not cache_intact(folder):
-            examples = lambda which: self._examples(split, which)  # noqa: E731
-            write_token_cache(folder, encoder, examples, self.seen, self.seed)
+            write_token_cache(folder, encoder, examples, self.prompts.seen, self.seed)
         loaded, examples = load_token_cache(folder)
         return {"datasets": loaded, "examples": examples}
 
     def prompt_encoder(self, data: InteractionData) -> PromptEncoder:
         """The example → tokens path of this run (also used to inspect and explain prompts)."""
-        return PromptEncoder(self.templates, self.strategy.slots(),
+        return PromptEncoder(self.prompts.templates, self.strategy.slots(),
                              ContextBuilder(data.items, data.users), self.tokenizer,
                              self.cfg.max_tokens, self.task.name,
                              hide_target=not self.task.shows_target)  # fmt: skip

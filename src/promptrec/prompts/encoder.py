@@ -8,6 +8,8 @@ one [MASK], a soft prompt N [SOFT] markers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +43,36 @@ def task_templates(prompt_cfg, task_name: str, transform: Callable[[str], str] =
     texts = [transform(t) for t in [prompt_cfg.templates[task_name], *pool]]
     where = [task_name] + [f"{task_name}, pool #{k}" for k in range(1, len(texts))]
     return [PromptTemplate(name, text, w) for text, w in zip(texts, where)]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The templates a run can render for its task (#0 and the pool's paraphrases), the ones it
+    trains on (``prompt.seen``), and one hash over both (logged as ``prompt/hash``)."""
+
+    templates: list[PromptTemplate]
+    seen: list[int]
+
+    @classmethod
+    def from_config(
+        cls, prompt_cfg, task_name: str, transform: Callable[[str], str] = str
+    ) -> PromptSet:
+        templates = task_templates(prompt_cfg, task_name, transform)
+        seen = [int(k) for k in (prompt_cfg.get("seen") or [0])]
+        if not seen or not all(0 <= k < len(templates) for k in seen):
+            raise ConfigError(
+                f"prompt.seen={seen} must list template indices in 0..{len(templates) - 1} "
+                f"(0 = prompt.templates.{task_name}, 1.. = prompt.pool.{task_name})."
+            )
+        return cls(templates, seen)
+
+    @property
+    def hash(self) -> str:
+        hashes = [t.content_hash for t in self.templates]
+        if len(hashes) == 1:
+            return hashes[0]
+        joined = json.dumps([hashes, self.seen], sort_keys=True, default=str)
+        return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
 class PromptEncoder:

@@ -25,12 +25,12 @@ from promptrec.models.tuning import count_parameters
 from promptrec.pipeline.datamodule import RecDataModule
 from promptrec.pipeline.module import RecModule
 from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
-from promptrec.runtime.config import validate
+from promptrec.runtime.config import OPTION_KEYS, on_own_schema, validate
 from promptrec.runtime.csv_log import ResumableCSVLogger
 from promptrec.runtime.reporting import TestOutputWriter
 from promptrec.runtime.tracking import git_state, wandb_identity
 from promptrec.strategies import build_strategy
-from promptrec.tasks import build_task, task_config
+from promptrec.tasks import build_task
 
 
 @dataclass
@@ -93,8 +93,8 @@ def with_run_config(cfg: DictConfig) -> DictConfig:
     run_cfg, cfg = OmegaConf.load(saved), cfg.copy()
     for key in RUN_KEYS:  # replace, not merge: no key of today's defaults leaks into the run's
         schema = OmegaConf.get_type(cfg, key)
-        if key == "task":  # its own task's schema, whatever task today's defaults name
-            cfg[key] = task_config(run_cfg[key])
+        if key in OPTION_KEYS:  # its own option's schema, whatever today's defaults name
+            cfg[key] = on_own_schema(key, run_cfg[key])
         elif OmegaConf.is_config(cfg[key]) and schema is not None and schema is not dict:
             cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), run_cfg[key])
         else:
@@ -194,8 +194,8 @@ def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     run_info = {
         **count_parameters(module.model),
         "model/kind": cfg.model.kind,
-        "prompt/name": cfg.prompt.name if datamodule.template else "none",
-        "prompt/hash": datamodule.prompt_hash if datamodule.template else "none",
+        "prompt/name": cfg.prompt.name if datamodule.prompts else "none",
+        "prompt/hash": datamodule.prompts.hash if datamodule.prompts else "none",
         "data/split_hash": datamodule.prepared.split_hash,
         **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
         **git_state(),

@@ -6,17 +6,19 @@ with Hydra's own message; :func:`validate` then checks ranges a type cannot expr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from promptrec.errors import ConfigError
 from promptrec.metrics.names import direction
 from promptrec.models.build import check_model
+from promptrec.models.settings import MODEL_SCHEMAS, TUNING_SCHEMAS
 from promptrec.models.tuning import check_tuning
 from promptrec.strategies import strategy_class
 from promptrec.tasks import TASKS
@@ -77,69 +79,6 @@ class PromptConfig:
 
 
 @dataclass
-class LoraConfig:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-
-
-@dataclass
-class AdaLoraSettings:
-    init_r: int = 12  # starting rank of every adapted matrix
-    target_r: int = 8  # average rank left after pruning (the budget)
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    tinit_fraction: float = 0.1  # share of steps before pruning starts
-    tfinal_fraction: float = 0.2  # share of steps at the end with ranks fixed
-    delta_t: int = 10  # steps between budget updates
-    orth_reg_weight: float = 0.5  # keeps the singular-vector factors orthogonal
-
-
-@dataclass
-class IA3Settings:
-    target_modules: list[str] = field(default_factory=lambda: ["key", "value", "output.dense"])
-    feedforward_modules: list[str] = field(default_factory=lambda: ["output.dense"])
-
-
-@dataclass
-class AdapterSettings:
-    kind: str = "houlsby"  # houlsby: after attention and FFN | pfeiffer: after FFN only
-    reduction_factor: int = 16  # bottleneck width = hidden / reduction_factor
-
-
-@dataclass
-class TuningConfig:
-    mode: str = (
-        MISSING  # full | frozen | bitfit | lora | adalora | ia3 | prefix | prompt_tuning | adapter
-    )
-    lr: float = MISSING
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    lora: LoraConfig | None = None
-    adalora: AdaLoraSettings | None = None
-    ia3: IA3Settings | None = None
-    adapter: AdapterSettings | None = None
-    virtual_tokens: int = 20  # prefix, prompt_tuning: trainable virtual tokens
-    merge_lora: bool = False  # lora: fold the adapters into the backbone before testing
-
-
-@dataclass
-class ModelConfig:
-    kind: str = (
-        "lm"  # lm (a BERT-family language model on prompts) | pop | mf | sasrec (ID baselines)
-    )
-    name_or_path: str | None = None  # lm: Hub name or local folder; embedded models resolve offline
-    dropout: float | None = None  # lm: None keeps the checkpoint's own hidden dropout
-    compile: str | None = None  # lm: a torch.compile backend (inductor); None runs eagerly
-    dim: int = 64  # mf: embedding size
-    objective: str = "task"  # mf: task (the task's own loss) | bpr (pairwise, next_item)
-    layers: int = 2  # sasrec: Transformer layers
-    heads: int = 2  # sasrec: attention heads
-
-
-@dataclass
 class _RunConfig:
     task_name: str = MISSING
     seed: int = 42
@@ -148,8 +87,8 @@ class _RunConfig:
     data: DataConfig = MISSING
     task: Any = MISSING  # on its task's own schema (tasks/<name>.py: Config)
     prompt: PromptConfig = MISSING
-    model: ModelConfig = MISSING
-    tuning: TuningConfig = MISSING
+    model: Any = MISSING  # on its kind's schema (models/settings.py)
+    tuning: Any = MISSING  # on its mode's schema (models/settings.py)
     optimizer: Any = None
     trainer: Any = None
     callbacks: Any = None
@@ -192,6 +131,28 @@ class RobustnessConfig(EvalConfig):
     perturbations: list[PerturbationConfig] = field(default_factory=list)
 
 
+# group → (the key that names the option, option → its schema)
+OPTION_KEYS = {"task": "name", "model": "kind", "tuning": "mode"}
+OPTION_SCHEMAS = {"task": {name: task.Config for name, task in TASKS.items()},
+                  "model": MODEL_SCHEMAS, "tuning": TUNING_SCHEMAS}  # fmt: skip
+
+
+def on_own_schema(group: str, node) -> DictConfig:
+    """A saved ``task``, ``model`` or ``tuning`` node on the schema of the option it names. Run
+    folders written before each option had its own schema carry every option's fields; the ones
+    this option does not have are dropped."""
+    option = node[OPTION_KEYS[group]]
+    schemas = OPTION_SCHEMAS[group]
+    if option not in schemas:
+        raise ConfigError(
+            f"{group}.{OPTION_KEYS[group]}={option!r} is unknown; choose one of {sorted(schemas)}."
+        )
+    known = {f.name for f in dataclasses.fields(schemas[option])}
+    saved = OmegaConf.to_container(node, resolve=False)
+    kept = {k: v for k, v in saved.items() if k in known}
+    return OmegaConf.merge(OmegaConf.structured(schemas[option]), kept)
+
+
 def register_resolvers() -> None:
     """``${metric_direction:val/auc}`` gives task.monitor_mode the monitored metric's direction;
     ``${optuna_direction:max}`` turns it into Optuna's. Registered on import, because every
@@ -208,11 +169,13 @@ register_resolvers()
 
 
 def register_configs() -> None:
-    """Schemas for Hydra (one per task, as ``task/<name>_schema``)."""
+    """Schemas for Hydra: the run's, and one per option of each group (``task/<name>_schema``,
+    ``model/<kind>_schema``, ``tuning/<mode>_schema``) that the option's YAML starts from."""
     register_resolvers()
     cs = ConfigStore.instance()
-    for name, task in TASKS.items():
-        cs.store(group="task", name=f"{name}_schema", node=task.Config)
+    for group, schemas in OPTION_SCHEMAS.items():
+        for name, schema in schemas.items():
+            cs.store(group=group, name=f"{name}_schema", node=schema)
     cs.store(name="prompts_schema", node=PromptsConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
     cs.store(name="robustness_schema", node=RobustnessConfig)
@@ -254,9 +217,7 @@ def _check_data(d) -> None:
 
 def _check_run(cfg) -> None:
     _check(cfg.model.kind != "lm" or bool(cfg.model.name_or_path), "model.name_or_path",
-           cfg.model.name_or_path, "set for a language model")  # fmt: skip
-    _check(cfg.model.objective in ("task", "bpr"), "model.objective", cfg.model.objective,
-           "'task' or 'bpr'")  # fmt: skip
+           cfg.model.get("name_or_path"), "set for a language model")  # fmt: skip
     if cfg.model.get("compile"):
         import torch
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from promptrec.errors import ConfigError
-from promptrec.runtime.config import TrainConfig
+from promptrec.runtime.config import OPTION_KEYS, TrainConfig, on_own_schema
 from promptrec.runtime.tracking import load_run_record
-from promptrec.tasks import task_config
 
 LAST = "last.ckpt"
 
@@ -82,7 +81,8 @@ def saved_run_config(run_dir: Path) -> DictConfig:
     defaults), as resume and promptrec-reproduce re-run it."""
     saved = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
     saved = OmegaConf.create(_moved_targets(OmegaConf.to_container(saved, resolve=False)))
-    saved.task = task_config(saved.task)
+    for group in OPTION_KEYS:  # each on the schema of the option it names
+        saved[group] = on_own_schema(group, saved[group])
     return OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
 
 

@@ -1,0 +1,136 @@
+"""The schema of each model kind and each tuning mode.
+
+A run's ``model`` is checked against the schema its ``kind`` names and its ``tuning`` against the
+one its ``mode`` names (each conf/model/*.yaml and conf/tuning/*.yaml starts with
+``defaults: [<name>_schema]``), so a setting of another kind or mode (``tuning=full
+tuning.merge_lora=true``) fails at start-up with Hydra's message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    kind: str = MISSING  # lm (a BERT-family language model on prompts) | pop | mf | sasrec
+
+
+@dataclass
+class LanguageModelConfig(ModelConfig):
+    name_or_path: str | None = None  # Hub name or local folder; embedded models resolve offline
+    dropout: float | None = None  # None keeps the checkpoint's own hidden dropout
+    compile: str | None = None  # a torch.compile backend (inductor); None runs eagerly
+
+
+@dataclass
+class PopularityConfig(ModelConfig):
+    pass
+
+
+@dataclass
+class MatrixFactorizationConfig(ModelConfig):
+    dim: int = 64  # embedding size
+    objective: str = "task"  # task (the task's own loss) | bpr (pairwise, next_item)
+
+
+@dataclass
+class SASRecConfig(ModelConfig):
+    dim: int = 64
+    layers: int = 2  # Transformer layers
+    heads: int = 2  # attention heads
+    dropout: float | None = 0.2
+
+
+MODEL_SCHEMAS = {
+    "lm": LanguageModelConfig,
+    "pop": PopularityConfig,
+    "mf": MatrixFactorizationConfig,
+    "sasrec": SASRecConfig,
+}
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+
+
+@dataclass
+class AdaLoraSettings:
+    init_r: int = 12  # starting rank of every adapted matrix
+    target_r: int = 8  # average rank left after pruning (the budget)
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    tinit_fraction: float = 0.1  # share of steps before pruning starts
+    tfinal_fraction: float = 0.2  # share of steps at the end with ranks fixed
+    delta_t: int = 10  # steps between budget updates
+    orth_reg_weight: float = 0.5  # keeps the singular-vector factors orthogonal
+
+
+@dataclass
+class IA3Settings:
+    target_modules: list[str] = field(default_factory=lambda: ["key", "value", "output.dense"])
+    feedforward_modules: list[str] = field(default_factory=lambda: ["output.dense"])
+
+
+@dataclass
+class AdapterSettings:
+    kind: str = "houlsby"  # houlsby: after attention and FFN | pfeiffer: after FFN only
+    reduction_factor: int = 16  # bottleneck width = hidden / reduction_factor
+
+
+@dataclass
+class TuningConfig:
+    """Full, frozen and BitFit need nothing beyond these."""
+
+    mode: str = (
+        MISSING  # full | frozen | bitfit | lora | adalora | ia3 | prefix | prompt_tuning | adapter
+    )
+    lr: float = MISSING
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+
+
+@dataclass
+class LoraTuning(TuningConfig):
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    merge_lora: bool = False  # fold the adapters into the backbone before testing
+
+
+@dataclass
+class AdaLoraTuning(TuningConfig):
+    adalora: AdaLoraSettings = field(default_factory=AdaLoraSettings)
+
+
+@dataclass
+class IA3Tuning(TuningConfig):
+    ia3: IA3Settings = field(default_factory=IA3Settings)
+
+
+@dataclass
+class AdapterTuning(TuningConfig):
+    adapter: AdapterSettings = field(default_factory=AdapterSettings)
+
+
+@dataclass
+class VirtualTokenTuning(TuningConfig):
+    virtual_tokens: int = 20  # prefix, prompt_tuning: trainable virtual tokens
+
+
+TUNING_SCHEMAS = {
+    "full": TuningConfig,
+    "frozen": TuningConfig,
+    "bitfit": TuningConfig,
+    "lora": LoraTuning,
+    "adalora": AdaLoraTuning,
+    "ia3": IA3Tuning,
+    "adapter": AdapterTuning,
+    "prefix": VirtualTokenTuning,
+    "prompt_tuning": VirtualTokenTuning,
+}
