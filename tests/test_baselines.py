@@ -48,7 +48,9 @@ def test_bpr_loss_falls():
 
 def _run(tiny_model_dir, data_dir, tmp_path, *overrides):
     """A baseline run: the language model's settings (model.name_or_path) are not its own."""
-    base = [o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path) if not o.startswith("model.")]
+    base = [
+        o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path) if not o.startswith("model.")
+    ]
     cfg = compose_config("train", [*base, *overrides])
     metrics, objects = train(cfg)
     return json.loads((tmp_path / "run" / "metrics.json").read_text()), objects

@@ -246,6 +246,6 @@ def test_saved_flat_configs_load_on_their_own_option_schema():
     assert typed.like_threshold == 3.5 and "temperature" not in typed and "head" not in typed
     tuning = on_own_schema("tuning", OmegaConf.create({"mode": "full", "lr": 1e-4, "merge_lora": False,
                                                        "virtual_tokens": 20, "lora": None}))  # fmt: skip
-    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio"}
+    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio", "freeze_layers"}
     with pytest.raises(ConfigError, match="model.kind='gpt' is unknown"):
         on_own_schema("model", OmegaConf.create({"kind": "gpt"}))

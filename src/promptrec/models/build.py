@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_backbone
 from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
+from promptrec.models.frozen import LowerLayers, cut, freeze_below
 from promptrec.models.tuning import tune
 
 
@@ -24,13 +25,24 @@ class BuiltModel:
     model: nn.Module
     callbacks: list[L.Callback] = field(default_factory=list)  # the tuning mode's
     penalty: object = None  # a loss term of the tuning mode (AdaLoRA's orthogonality), or None
+    lower: LowerLayers | None = None  # tuning.freeze_layers: the frozen part whose output is cached
 
 
 def language_model(cfg: DictConfig, datamodule) -> BuiltModel:
-    """The backbone the prompt strategy asks for, tuned, then wrapped by the strategy."""
-    strategy = datamodule.strategy
-    tuned = tune(load_backbone(strategy.backbone, cfg.model, strategy.num_outputs), cfg.tuning)
-    return BuiltModel(strategy.wrap(tuned.model), tuned.callbacks, tuned.penalty)
+    """The backbone the prompt strategy asks for, tuned, then wrapped by the strategy. With
+    ``tuning.freeze_layers=k`` the backbone is cut below the tuning mode (models/frozen.py)."""
+    strategy, k = datamodule.strategy, int(cfg.tuning.get("freeze_layers") or 0)
+    backbone = load_backbone(strategy.backbone, cfg.model, strategy.num_outputs)
+    cached = k > 0 and strategy.soft is None  # soft vectors enter below the cut: no cache
+    lower = cut(backbone, k) if cached else None
+    tuned = tune(backbone, cfg.tuning)
+    if lower is not None:
+        lower.requires_grad_(False)  # a tied LM decoder shares the word embeddings: frozen too
+    elif k > 0:
+        print(f"tuning.freeze_layers={k}: prompt={cfg.prompt.name} has trainable [SOFT] vectors "
+              "below the cut, so the frozen layers run every step instead of being cached.")  # fmt: skip
+        freeze_below(tuned.model, k)
+    return BuiltModel(strategy.wrap(tuned.model, lower), tuned.callbacks, tuned.penalty, lower)
 
 
 def popularity(cfg: DictConfig, datamodule) -> BuiltModel:

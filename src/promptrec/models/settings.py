@@ -95,6 +95,7 @@ class TuningConfig:
     lr: float = MISSING
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    freeze_layers: int = 0  # embeddings + the bottom k layers frozen, their outputs cached on disk
 
 
 @dataclass

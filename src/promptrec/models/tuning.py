@@ -179,7 +179,14 @@ def check_tuning(cfg) -> None:
         raise ConfigError(
             f"tuning={cfg.mode} needs its settings under tuning.{cfg.mode} (see conf/tuning/{cfg.mode}.yaml)."
         )
-    rules = []
+    k = int(cfg.get("freeze_layers") or 0)
+    rules = [("freeze_layers", k >= 0, "≥ 0 (the number of bottom layers frozen and cached)")]
+    if k > 0 and cfg.mode in ("prefix", "prompt_tuning"):
+        raise ConfigError(
+            f"tuning={cfg.mode} puts peft's virtual tokens into every layer's input, below the "
+            f"cut of tuning.freeze_layers={k}. Use tuning.freeze_layers=0 with it, or full, lora, "
+            "adalora, ia3, adapter, bitfit or frozen tuning above frozen layers."
+        )
     if cfg.mode in ("prefix", "prompt_tuning"):
         rules.append(("virtual_tokens", cfg.virtual_tokens > 0, "a positive integer"))
     if cfg.mode == "lora":

@@ -8,6 +8,7 @@ task examples.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from promptrec.data.sources import open_source, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
 from promptrec.pipeline.batching import LengthGroupedSampler
 from promptrec.pipeline.examples import ExampleBuilder, indexed
+from promptrec.pipeline.hidden_cache import (
+    HiddenCollator,
+    load_hidden_cache,
+    storage_for,
+    write_hidden_cache,
+)
 from promptrec.pipeline.token_cache import (
     CACHE_VERSION,
     cache_intact,
@@ -112,11 +119,32 @@ class RecDataModule(L.LightningDataModule):
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
         key = digest(CACHE_VERSION, split_hash, self.prompts.hash, tok_id, task_id, cfg.history_len,
                      cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
+        self._token_key = key
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not cache_intact(folder):
             write_token_cache(folder, encoder, examples, self.prompts.seen, self.seed)
         loaded, examples = load_token_cache(folder)
         return {"datasets": loaded, "examples": examples}
+
+    def use_hidden_states(self, lower, precision: str) -> None:
+        """Batches carry every prompt's states at a ``tuning.freeze_layers`` cut, read from the
+        on-disk cache (built here on first use, by the frozen lower layers, in the run's
+        precision). The key adds the lower layers' weights, the cut and the precision."""
+        storage = storage_for(precision)
+        weights = hashlib.sha256()
+        for name, tensor in sorted(lower.state_dict().items()):
+            weights.update(name.encode() + tensor.float().numpy().tobytes())
+        key = digest(self._token_key, weights.hexdigest(), len(lower.layers), storage)
+        folder = Path(self.cfg.cache_dir) / f"hidden-{key}"
+        with FileLock(str(Path(self.cfg.cache_dir) / ".build.lock")):
+            loaded = load_hidden_cache(folder, self.prepared.datasets)
+            if loaded is None:
+                write_hidden_cache(
+                    folder, self.prepared.datasets, lower, storage, self.cfg.eval_batch_size
+                )
+                loaded = load_hidden_cache(folder, self.prepared.datasets)
+        self.prepared.datasets = loaded
+        self.collate = HiddenCollator(self.collate)
 
     def prompt_encoder(self, data: InteractionData) -> PromptEncoder:
         """The example → tokens path of this run (also used to inspect and explain prompts)."""

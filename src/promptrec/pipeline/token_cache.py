@@ -31,7 +31,7 @@ def digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _file_digests(folder: Path) -> dict[str, str]:
+def file_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file in a cache entry (a few MB: milliseconds)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "done")
     return {str(p.relative_to(folder)): sha256_file(p) for p in files}
@@ -44,7 +44,7 @@ def cache_intact(folder: Path) -> bool:
         recorded = json.loads((folder / "done").read_text())
     except (OSError, ValueError):
         return False
-    if recorded == _file_digests(folder):
+    if recorded == file_digests(folder):
         return True
     print(f"token cache {folder.name} does not match its checksums: rebuilding it")
     return False
@@ -88,7 +88,7 @@ def write_token_cache(folder: Path, encoder: PromptEncoder,
         ds = ds.map(_render(encoder), batched=True,  # history lists stay: explanations edit them
                     new_fingerprint=f"{folder.name}-{which}", desc=f"prompts ({which})")  # fmt: skip
         ds.save_to_disk(str(staging / which))
-    (staging / "done").write_text(json.dumps(_file_digests(staging), indent=1))
+    (staging / "done").write_text(json.dumps(file_digests(staging), indent=1))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging, folder)  # publish complete caches only
 

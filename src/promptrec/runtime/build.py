@@ -20,13 +20,14 @@ from rich.console import Console
 
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_tokenizer
-from promptrec.models.build import build_model
+from promptrec.models.build import BuiltModel, build_model
 from promptrec.models.tuning import count_parameters
 from promptrec.pipeline.datamodule import RecDataModule
 from promptrec.pipeline.module import RecModule
 from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
 from promptrec.runtime.config import OPTION_KEYS, on_own_schema, validate
 from promptrec.runtime.csv_log import ResumableCSVLogger
+from promptrec.runtime.precision import resolve_precision
 from promptrec.runtime.reporting import TestOutputWriter
 from promptrec.runtime.tracking import git_state, wandb_identity
 from promptrec.strategies import build_strategy
@@ -55,14 +56,15 @@ def build_datamodule(cfg: DictConfig) -> RecDataModule:
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule, list[L.Callback]]:
-    """The LightningModule, and the callbacks its tuning mode needs in the trainer."""
+def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule, BuiltModel]:
+    """The LightningModule, and what was built with its model: the callbacks its tuning mode
+    needs in the trainer, and the frozen layers below a ``tuning.freeze_layers`` cut."""
     built = build_model(cfg, datamodule)
     if cfg.model.get("compile"):  # in place: parameter names and checkpoints stay the same
         built.model.compile(backend=cfg.model.compile, dynamic=True)  # lengths vary per batch
     module = RecModule(built.model, datamodule.task, instantiate(cfg.optimizer),
                        cfg.tuning.warmup_ratio, penalty=built.penalty)  # fmt: skip
-    return module, built.callbacks
+    return module, built
 
 
 # What defines the model under test; taken from the training run unless use_run_config=false.
@@ -174,26 +176,43 @@ def wandb_facts(loggers: list[Logger]) -> dict:
     return {}
 
 
+def run_precision(cfg: DictConfig, say: bool = False) -> str:
+    """``trainer.precision``, with ``auto`` resolved for this machine (runtime/precision.py)."""
+    precision, note = resolve_precision(cfg.trainer.get("precision", "32-true"),
+                                        cfg.trainer.get("accelerator", "auto"))  # fmt: skip
+    if say and note and rank_zero_only.rank == 0:
+        print(note)
+    return precision
+
+
 def build_trainer(
-    cfg: DictConfig, loggers: list[Logger], extra: list[L.Callback] = ()
+    cfg: DictConfig,
+    loggers: list[Logger],
+    extra: list[L.Callback] = (),
+    precision: str | None = None,
 ) -> L.Trainer:
     """``extra``: callbacks of the tuning mode (AdaLoRA's budget, merging LoRA before test)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra)
     callbacks.append(TestOutputWriter(Path(cfg.paths.output_dir)))  # every run's test tables
+    precision = precision or run_precision(cfg)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       plugins=[AtomicCheckpointIO()])  # fmt: skip
+                       plugins=[AtomicCheckpointIO()], precision=precision)  # fmt: skip
 
 
 def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    module, tuning_callbacks = build_module(cfg, datamodule)
+    precision = run_precision(cfg, say=True)
+    module, built = build_module(cfg, datamodule)
+    if built.lower is not None:  # tuning.freeze_layers: the frozen part's output, cached on disk
+        datamodule.use_hidden_states(built.lower, precision)
     loggers = build_loggers(cfg, wandb_id)
-    trainer = build_trainer(cfg, loggers, tuning_callbacks)
+    trainer = build_trainer(cfg, loggers, built.callbacks, precision)
     run_info = {
         **count_parameters(module.model),
         "model/kind": cfg.model.kind,
+        "run/precision": str(trainer.precision),
         "prompt/name": cfg.prompt.name if datamodule.prompts else "none",
         "prompt/hash": datamodule.prompts.hash if datamodule.prompts else "none",
         "data/split_hash": datamodule.prepared.split_hash,

@@ -74,8 +74,10 @@ class Strategy:
         """Width of the head a ``classifier`` backbone is loaded with."""
         return self.task.num_outputs
 
-    def wrap(self, backbone: nn.Module) -> nn.Module:
-        """The tuned backbone → an ``nn.Module`` mapping a batch dict to the task's outputs."""
+    def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
+        """The tuned backbone → an ``nn.Module`` mapping a batch dict to the task's outputs.
+        ``lower``: the frozen layers below a ``tuning.freeze_layers`` cut, for prompts whose
+        hidden states are not in the batch (pass it to ``encoder_inputs``)."""
         raise NotImplementedError
 
     def soft_prompt(self, backbone: nn.Module) -> SoftPrompt | None:

@@ -16,19 +16,20 @@ from promptrec.strategies.soft import SoftPrompt, encoder_inputs
 class TextScorer(nn.Module):
     """A Hugging Face classifier behind the batch-dict interface that every model here shares."""
 
-    def __init__(self, backbone: nn.Module, soft: SoftPrompt | None = None):
+    def __init__(
+        self, backbone: nn.Module, soft: SoftPrompt | None = None, lower: nn.Module | None = None
+    ):
         super().__init__()
-        self.backbone, self.soft = backbone, soft
+        self.backbone, self.soft, self.lower = backbone, soft, lower
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.backbone(
-            **encoder_inputs(batch["input_ids"], self.soft), attention_mask=batch["attention_mask"]
-        ).logits
+        inputs = encoder_inputs(batch, self.soft, self.lower)
+        return self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
 
 
 class ClassifierStrategy(Strategy):
     name = "classifier"
     backbone = "classifier"
 
-    def wrap(self, backbone: nn.Module) -> nn.Module:
-        return TextScorer(backbone, self.soft_prompt(backbone))
+    def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
+        return TextScorer(backbone, self.soft_prompt(backbone), lower)

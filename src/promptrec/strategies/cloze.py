@@ -36,15 +36,16 @@ def _parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 class ClozeScorer(nn.Module):
     def __init__(self, backbone: nn.Module, verbalizer: Verbalizer, mask_token_id: int,
-                 to_outputs: Callable[[torch.Tensor], torch.Tensor], soft: SoftPrompt | None = None):  # fmt: skip
+                 to_outputs: Callable[[torch.Tensor], torch.Tensor], soft: SoftPrompt | None = None,
+                 lower: nn.Module | None = None):  # fmt: skip
         super().__init__()
-        self.backbone, self.verbalizer, self.soft = backbone, verbalizer, soft
+        self.backbone, self.verbalizer, self.soft, self.lower = backbone, verbalizer, soft, lower
         self.mask_token_id, self.to_outputs = mask_token_id, to_outputs
         _parts(backbone)  # fail at build time, not at the first batch
 
     def class_scores(self, batch: dict) -> torch.Tensor:
         encoder, head = _parts(self.backbone)
-        hidden = encoder(**encoder_inputs(batch["input_ids"], self.soft),
+        hidden = encoder(**encoder_inputs(batch, self.soft, self.lower),
                          attention_mask=batch["attention_mask"]).last_hidden_state  # fmt: skip
         slot = hidden[batch["input_ids"] == self.mask_token_id]  # one [MASK] per prompt
         return self.verbalizer(head(slot).float().log_softmax(-1))
@@ -102,8 +103,8 @@ class ClozeStrategy(Strategy):
         spec = OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec
         self.label_words = [[w] if isinstance(w, str) else [str(x) for x in w] for w in spec]
 
-    def wrap(self, backbone: nn.Module) -> nn.Module:
+    def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
         verbalizer = Verbalizer(self.tokenizer, self.label_words,
                                 where=f"prompt.verbalizer.{self.task.name}")  # fmt: skip
         return ClozeScorer(backbone, verbalizer, self.tokenizer.mask_token_id,
-                           self.task.outputs_from_classes, self.soft_prompt(backbone))  # fmt: skip
+                           self.task.outputs_from_classes, self.soft_prompt(backbone), lower)  # fmt: skip

@@ -17,15 +17,16 @@ from promptrec.strategies.two_tower import mean_pool
 
 
 class MeanPoolScorer(nn.Module):
-    def __init__(self, encoder: nn.Module, num_outputs: int, soft: SoftPrompt | None = None):
+    def __init__(self, encoder: nn.Module, num_outputs: int, soft: SoftPrompt | None = None,
+                 lower: nn.Module | None = None):  # fmt: skip
         super().__init__()
-        self.encoder, self.soft = encoder, soft
+        self.encoder, self.soft, self.lower = encoder, soft, lower
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(getattr(encoder.config, "hidden_dropout_prob", 0.1))
         self.classifier = nn.Linear(hidden, num_outputs)  # the name tuning modes keep trainable
 
     def forward(self, batch: dict) -> torch.Tensor:
-        out = self.encoder(**encoder_inputs(batch["input_ids"], self.soft),
+        out = self.encoder(**encoder_inputs(batch, self.soft, self.lower),
                            attention_mask=batch["attention_mask"])  # fmt: skip
         pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])
         return self.classifier(self.dropout(pooled))
@@ -35,5 +36,5 @@ class MeanPoolStrategy(Strategy):
     name = "mean_pool"
     backbone = "encoder"
 
-    def wrap(self, backbone: nn.Module) -> nn.Module:
-        return MeanPoolScorer(backbone, self.num_outputs, self.soft_prompt(backbone))
+    def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
+        return MeanPoolScorer(backbone, self.num_outputs, self.soft_prompt(backbone), lower)

@@ -38,9 +38,11 @@ class TwoTowerScorer(nn.Module):
         sampled_negatives: int = 0,
         item_batch_size: int = 256,
         soft: SoftPrompt | None = None,
+        lower: nn.Module | None = None,
     ):
         super().__init__()
         self.encoder, self.soft = encoder, soft  # soft prompt vectors: the user's prompt only
+        self.lower = lower  # tuning.freeze_layers: item texts go through it on the fly
         # item token ids travel with the module (device moves) but not into checkpoints: they are
         # rebuilt from the data, so a checkpoint can score a catalogue with new items
         self.register_buffer("item_input_ids", item_input_ids, persistent=False)
@@ -53,16 +55,19 @@ class TwoTowerScorer(nn.Module):
     def num_items(self) -> int:
         return self.item_input_ids.shape[0]
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               soft: SoftPrompt | None = None) -> torch.Tensor:  # fmt: skip
-        out = self.encoder(**encoder_inputs(input_ids, soft), attention_mask=attention_mask)
-        return F.normalize(mean_pool(out.last_hidden_state, attention_mask), dim=-1)
+    def encode(self, batch: dict, soft: SoftPrompt | None = None) -> torch.Tensor:
+        """Unit vectors of a batch of texts (token ids, or the cached states of a cut model)."""
+        mask = batch["attention_mask"]
+        out = self.encoder(**encoder_inputs(batch, soft, self.lower), attention_mask=mask)
+        return F.normalize(mean_pool(out.last_hidden_state, mask), dim=-1)
 
     def encode_items(self, index: torch.Tensor) -> torch.Tensor:
         """Vectors of the given items, trimmed to their longest text (less padding to encode)."""
         mask = self.item_attention_mask[index]
         width = int(mask.sum(1).max())
-        return self.encode(self.item_input_ids[index, :width], mask[:, :width])
+        return self.encode(
+            {"input_ids": self.item_input_ids[index, :width], "attention_mask": mask[:, :width]}
+        )
 
     def catalogue_vectors(self) -> torch.Tensor:
         if self._catalogue is None:
@@ -81,7 +86,7 @@ class TwoTowerScorer(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Scores of every catalogue item for each prompt: (batch, items)."""
-        users = self.encode(batch["input_ids"], batch["attention_mask"], self.soft)
+        users = self.encode(batch, self.soft)
         return users @ self.catalogue_vectors().T / self.temperature
 
     def training_loss(self, batch: dict) -> torch.Tensor:
@@ -99,7 +104,7 @@ class TwoTowerScorer(nn.Module):
             )
             candidates = torch.cat([targets, sampled])
         candidates, position = torch.unique(candidates, return_inverse=True)
-        users = self.encode(batch["input_ids"], batch["attention_mask"], self.soft)
+        users = self.encode(batch, self.soft)
         logits = users @ self.encode_items(candidates).T / self.temperature
         return F.cross_entropy(logits, position[: len(targets)])
 
@@ -145,8 +150,8 @@ class TwoTowerStrategy(Strategy):
                                 max_length=self.cfg.task.item_max_tokens)  # fmt: skip
         self.item_tokens = {k: tokens[k] for k in ("input_ids", "attention_mask")}
 
-    def wrap(self, backbone: nn.Module) -> nn.Module:
+    def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
         tokens, task = self.item_tokens, self.cfg.task
         return TwoTowerScorer(backbone, tokens["input_ids"], tokens["attention_mask"],
                               task.temperature, task.sampled_negatives,
-                              soft=self.soft_prompt(backbone))  # fmt: skip
+                              soft=self.soft_prompt(backbone), lower=lower)  # fmt: skip
