@@ -29,11 +29,27 @@ VARIANTS = {
 }
 
 
+def markdown(files: list[Path]) -> str:
+    """Seconds per head (rows) and results file (columns): ``--markdown A.json B.json``."""
+    runs = [json.loads(f.read_text()) for f in files]
+    lines = ["| head | " + " | ".join(f.stem for f in files) + " |", "|---|" + "---|" * len(files)]
+    for head in runs[0]:
+        cells = [
+            f"{r[head]['seconds']:.1f} s (NDCG@10 {r[head]['test/ndcg@10']:.4f})" for r in runs
+        ]
+        lines.append(f"| {head} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/catalogue_eval.json"))
+    parser.add_argument("--markdown", type=Path, nargs="+", help="print a table of results files")
     parser.add_argument("overrides", nargs="*", help="promptrec-train overrides")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(args.markdown), end="")
+        return
     results = {}
     for name, extra in VARIANTS.items():
         cfg = compose_train(["task=next_item", "logger=csv", "trainer.enable_progress_bar=false",

@@ -57,6 +57,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+# The tiny model has two layers, so the default job's tuning.freeze_layers cannot apply to it, and
+# tests pin fp32 values whatever the CPU: they run the plain path unless they test the other one
+# (tests/test_frozen_layers.py).
+PLAIN = ["tuning.freeze_layers=0", "trainer.precision=32-true"]
+
+
 def compose_config(name: str, overrides: list[str], return_hydra: bool = False):
     register_configs()
     GlobalHydra.instance().clear()
@@ -81,6 +87,7 @@ def tiny_overrides(tiny_model_dir: Path, data_dir: Path, out: Path) -> list[str]
         "trainer.enable_progress_bar=false",
         "trainer.log_every_n_steps=1",
         "logger=csv",
+        *PLAIN,
     ]
 
 
@@ -106,4 +113,4 @@ def tiny(model_dir, data_dir, users=10, examples=16) -> list[str]:
     """Command-line overrides for a run of seconds: tiny BERT, a few users, one epoch."""
     return [f"model.name_or_path={model_dir}", f"paths.data_dir={data_dir}", f"data.max_users={users}",
             f"data.max_train_examples={examples}", "data.history_len=3", "data.batch_size=8",
-            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *PLAIN]  # fmt: skip

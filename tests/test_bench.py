@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import PLAIN, REPO
 
 VARIANTS = ["naive", "dynamic", "grouped", "framework"]
 
@@ -28,7 +28,7 @@ def bench(script: str, *args: str, root) -> subprocess.CompletedProcess:
 def small(tiny_model_dir, data_dir, tmp_path) -> list[str]:
     return [f"model.name_or_path={tiny_model_dir}", f"paths.data_dir={data_dir}",
             f"paths.cache_dir={tmp_path / 'cache'}", "data.max_users=12",
-            "data.max_train_examples=64", "data.batch_size=8", "data.history_len=3"]  # fmt: skip
+            "data.max_train_examples=64", "data.batch_size=8", "data.history_len=3", *PLAIN]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -60,3 +60,48 @@ def test_data_prep_and_catalogue_benchmarks_run(tiny_model_dir, data_dir, tmp_pa
     result = json.loads(catalogue.read_text())
     assert {r["users"] for r in result.values()} == {12}
     assert {r["items"] for r in result.values()} == {1682}
+
+
+@pytest.mark.slow
+def test_time_to_quality_reports_every_variant_and_the_roofline(tiny_model_dir, data_dir, tmp_path):
+    out = tmp_path / "bench" / "time_to_quality.json"
+    bench(
+        "time_to_quality.py",
+        "--target",
+        "0.0",
+        "--cap",
+        "4",
+        "--every",
+        "2",
+        "--rounds",
+        "2",
+        "--test",
+        "--variants",
+        "fp32",
+        "bf16",
+        "--out",
+        str(out),
+        "--",
+        *[
+            o
+            for o in small(tiny_model_dir, data_dir, tmp_path)
+            if not o.startswith("trainer.precision")
+        ],
+        root=tmp_path,
+    )  # the variants set the precision
+    result = json.loads(out.read_text())
+    assert set(result["peak_gflops"]) == {"32-true", "bf16-mixed"}
+    assert all(v > 0 for v in result["peak_gflops"].values())
+    for name in ("fp32", "bf16"):
+        row = result["medians"][name]
+        assert row["steps_to_target"] == 2  # the first validation reaches a target of 0
+        assert row["samples_per_s"] > 0 and 0 < row["roofline"] == pytest.approx(
+            row["train_gflops"] / result["peak_gflops"][result["rounds"][0][name]["precision"]],
+            rel=1e-6,
+        )
+        assert "speedup_to_target" in row
+        assert all(0.0 <= rnd[name]["test/auc"] <= 1.0 for rnd in result["rounds"])  # --test
+    assert [r["precision"] for r in (result["rounds"][0]["fp32"], result["rounds"][0]["bf16"])] == [
+        "32-true",
+        "bf16-mixed",
+    ]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PLAIN
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,7 +32,7 @@ def _bin(name):
 @pytest.mark.slow
 def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_path):
     common = [f"model.name_or_path={tiny_model_dir}", f"paths.data_dir={data_dir}", "data.max_users=20",
-              "data.max_train_examples=32", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+              "data.max_train_examples=32", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *PLAIN]  # fmt: skip
     done = _run(
         [_bin("promptrec-train"), "tuning=lora", "prompt=question", "logger=csv", *common], tmp_path
     )
@@ -53,7 +55,7 @@ def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_pat
 def test_multirun_gives_each_job_its_own_wandb_run(tiny_model_dir, data_dir, tmp_path):
     args = [_bin("promptrec-train"), "-m", "seed=1,2", "logger=default", f"model.name_or_path={tiny_model_dir}",
             f"paths.data_dir={data_dir}", "data.max_users=10", "data.max_train_examples=16",
-            "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *PLAIN]  # fmt: skip
     done = _run(args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()

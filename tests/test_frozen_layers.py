@@ -13,7 +13,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from conftest import compose_config, tiny_overrides
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import load_classifier
+from promptrec.models.backbone import load_classifier, resolve_model_path
 from promptrec.models.frozen import cut
 from promptrec.pipeline.hidden_cache import HiddenCollator
 from promptrec.runtime.config import validate
@@ -78,26 +78,27 @@ def test_frozen_layers_stay_and_batches_read_the_cache(tiny_model_dir, data_dir,
 
 
 @pytest.mark.slow
-def test_the_cache_key_follows_the_template_the_cut_and_the_precision(data_dir, tmp_path):
-    folder = tmp_path / "bert3"
+def test_the_cache_key_follows_the_template_the_cut_the_precision_and_the_model(data_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(
-        __import__("promptrec.models.backbone", fromlist=["x"]).resolve_model_path(
-            "sentence-transformers/all-MiniLM-L6-v2"))  # fmt: skip
+        resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    )
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
                         num_attention_heads=2, intermediate_size=64)  # fmt: skip
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    for seed in (0, 1):  # two 3-layer models: same shapes and tokenizer, other weights
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(tmp_path / f"bert3-{seed}")
+        tokenizer.save_pretrained(tmp_path / f"bert3-{seed}")
     cache = tmp_path / "cache"
-    runs = [["tuning.freeze_layers=1"], ["tuning.freeze_layers=2"],
-            ["tuning.freeze_layers=2", "trainer.precision=bf16-mixed"],
-            ["tuning.freeze_layers=2", "prompt.templates.preference='{{ target.title }}'"],
-            ["tuning.freeze_layers=2"]]  # fmt: skip
+    runs = [(0, ["tuning.freeze_layers=1"]), (0, ["tuning.freeze_layers=2"]),
+            (0, ["tuning.freeze_layers=2", "trainer.precision=bf16-mixed"]),
+            (0, ["tuning.freeze_layers=2", "prompt.templates.preference='{{ target.title }}'"]),
+            (1, ["tuning.freeze_layers=2"]), (0, ["tuning.freeze_layers=2"])]  # fmt: skip
     counts = []
-    for n, overrides in enumerate(runs):
+    for n, (model, overrides) in enumerate(runs):
+        folder = tmp_path / f"bert3-{model}"
         train(_cfg(folder, data_dir, tmp_path / str(n), f"paths.cache_dir={cache}", *overrides))
         counts.append(len(list(cache.glob("hidden-*"))))
-    assert counts == [1, 2, 3, 4, 4]  # each change builds an entry; the last run reuses one
+    assert counts == [1, 2, 3, 4, 5, 5]  # k, precision, template, model: new entries; then a hit
 
 
 def test_lora_sits_above_the_cut(tiny_model_dir, data_dir, tmp_path):

@@ -81,7 +81,7 @@ def test_explanations_start_from_the_runs_own_prediction(tiny_model_dir, data_di
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv", dtype={"user_id": str})
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     overrides = [o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path / "x")
-                 if o.startswith(("model.", "paths.", "data."))]  # fmt: skip
+                 if o.startswith(("model.", "paths.", "data.", "tuning."))]  # fmt: skip
     users = list(predictions.user_id.iloc[[3, 0]])
     cfg = compose_config("explain", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}",
                                      f"ckpt_path={ckpt}", f"users=[{','.join(users)}]"])  # fmt: skip

@@ -52,7 +52,7 @@ def test_train_on_seen_templates_then_score_every_template(tiny_model_dir, data_
     assert by_template.get_group(1).str.contains("Ratings so far").all()  # pool #1 is rendered
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     overrides = [o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path / "r")
-                 if o.startswith(("model.", "paths.", "data."))]  # fmt: skip
+                 if o.startswith(("model.", "paths.", "data.", "tuning."))]  # fmt: skip
     long, summary = robustness(compose_config("robustness", [*overrides, *setting, f"ckpt_path={ckpt}",
                                                               f"paths.cache_dir={tmp_path / 'cache'}"]))  # fmt: skip
     auc = long[long.metric == "auc"].set_index("condition")
@@ -97,3 +97,4 @@ def test_run_config_replaces_todays_defaults(tmp_path):
     assert cfg.task.name == "rating" and cfg.tuning.mode == "lora" and cfg.data.history_len == 4
     assert cfg.prompt.pool is None  # today's question.yaml has a pool; the run's prompt had none
     assert cfg.perturbations[0].name == "shuffle_history"  # the command's own settings stay
+    assert cfg.trainer.precision == saved.trainer.precision  # re-scored in the run's precision

@@ -14,7 +14,7 @@ from rich.table import Table
 from promptrec.analysis.occlusion import occlusion_table
 from promptrec.atomic import write_atomic
 from promptrec.errors import ConfigError
-from promptrec.runtime.build import load_trained_lm
+from promptrec.runtime.build import load_trained_lm, run_precision
 
 
 def _chosen(examples: pd.DataFrame, users: list, n_users: int) -> pd.DataFrame:
@@ -34,7 +34,8 @@ def explain(cfg: DictConfig) -> pd.DataFrame:
     cfg, datamodule, module = load_trained_lm(cfg, "promptrec-explain")
     prepared, task = datamodule.prepared, datamodule.task
     examples = prepared.examples[cfg.split]
-    tables = [occlusion_table(module.model, task, prepared.encoder, datamodule.collate, row)
+    precision = run_precision(cfg)
+    tables = [occlusion_table(module.model, task, prepared.encoder, datamodule.collate, row, precision)
               for row in _chosen(examples, list(cfg.users), cfg.n_users).itertuples(index=False)]  # fmt: skip
     result = pd.concat(tables, ignore_index=True)
     console = Console()

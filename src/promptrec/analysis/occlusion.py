@@ -13,7 +13,9 @@ import torch
 from promptrec.pipeline.module import score_features
 
 
-def occlusion_table(model, task, encoder, collate, example) -> pd.DataFrame:
+def occlusion_table(
+    model, task, encoder, collate, example, precision: str = "32-true"
+) -> pd.DataFrame:
     """One row per shown history item of ``example`` (a row of the examples table)."""
     kept = int(example.n_history_kept)
     items = list(example.history_items)[len(example.history_items) - kept :]
@@ -23,7 +25,7 @@ def occlusion_table(model, task, encoder, collate, example) -> pd.DataFrame:
     ]
     features = [encoder.features(example.user_id, example.item_id, hist_items, hist_ratings)
                 for hist_items, hist_ratings in variants]  # fmt: skip
-    outputs = score_features(model, collate, features, batch_size=len(features))
+    outputs = score_features(model, collate, features, len(features), precision)
     labels = torch.full((len(variants),), float(example.labels))
     scores = task.explained_score(outputs, labels).tolist()
     titles = [encoder.contexts.item(i)["title"] for i in items]

@@ -20,11 +20,12 @@ from scipy import stats
 from promptrec.analysis.perturb import get_perturbation
 from promptrec.atomic import write_atomic
 from promptrec.pipeline.module import score_features
-from promptrec.runtime.build import load_trained_lm
+from promptrec.runtime.build import load_trained_lm, run_precision
 
 
 def score_condition(model, task, encoder, collate, examples: pd.DataFrame, batch_size: int,
-                    template: int = 0, perturb=None, seed: int = 0) -> dict:  # fmt: skip
+                    template: int = 0, perturb=None, seed: int = 0,
+                    precision: str = "32-true") -> dict:  # fmt: skip
     """Test metrics with every prompt re-encoded under one condition."""
     features = []
     for row in examples.itertuples(index=False):
@@ -32,7 +33,7 @@ def score_condition(model, task, encoder, collate, examples: pd.DataFrame, batch
         if perturb is not None:
             items, ratings = perturb(items, ratings, np.random.default_rng([seed, row.example_id]))
         features.append(encoder.features(row.user_id, row.item_id, items, ratings, template))
-    outputs = score_features(model, collate, features, batch_size)
+    outputs = score_features(model, collate, features, batch_size, precision)
     metrics, _ = task.evaluate("test", outputs, examples)
     return {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
 
@@ -50,7 +51,8 @@ def robustness(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     prepared, task = datamodule.prepared, datamodule.task
     examples = prepared.examples["test"]
     score = lambda **kw: score_condition(module.model, task, prepared.encoder, datamodule.collate,  # noqa: E731
-                                         examples, cfg.data.eval_batch_size, seed=cfg.seed, **kw)  # fmt: skip
+                                         examples, cfg.data.eval_batch_size, seed=cfg.seed,
+                                         precision=run_precision(cfg), **kw)  # fmt: skip
     rows = []
     for k in range(len(datamodule.prompts.templates)):
         kind = "seen" if k in datamodule.prompts.seen else "unseen"

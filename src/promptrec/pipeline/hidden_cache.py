@@ -77,10 +77,22 @@ class WithHiddenStates(Dataset):
     """A token dataset whose rows also carry their cached states at the cut (``hidden``)."""
 
     def __init__(self, dataset, states_file: Path, storage: str):
-        self.dataset, self.storage = dataset, storage
-        self.states = np.load(states_file, mmap_mode="r")  # on disk, paged in as batches need it
+        self.dataset, self.storage, self.states_file = dataset, storage, Path(states_file)
         lengths = [len(ids) for ids in dataset.with_format(None)["input_ids"]]
         self.starts = np.concatenate([[0], np.cumsum(lengths)])
+        self._states = None
+
+    @property
+    def states(self) -> np.ndarray:
+        """Opened on first use in each process: on disk, paged in as batches need it."""
+        if self._states is None:
+            self._states = np.load(self.states_file, mmap_mode="r")
+        return self._states
+
+    def __getstate__(
+        self,
+    ) -> dict:  # ddp_spawn pickles the data module: send the path, not the data
+        return {**self.__dict__, "_states": None}
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -11,6 +11,7 @@ rows, which would otherwise count some examples twice. The task turns outputs in
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import lightning as L
 import pandas as pd
@@ -30,11 +31,16 @@ class CheckpointMismatch(ConfigError):
 
 @torch.no_grad()
 def score_features(
-    model: nn.Module, collate, features: list[dict], batch_size: int
+    model: nn.Module, collate, features: list[dict], batch_size: int, precision: str = "32-true"
 ) -> torch.Tensor:
-    """Model outputs for prompts encoded outside the data module (edited or perturbed ones)."""
-    return torch.cat([model(dict(collate(features[i : i + batch_size])))
-                      for i in range(0, len(features), batch_size)])  # fmt: skip
+    """Model outputs for prompts encoded outside the data module (edited or perturbed ones), on
+    the CPU in the run's precision (``bf16-mixed``: under autocast, as its test loop ran)."""
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in str(precision) else nullcontext()
+    )
+    with autocast:
+        return torch.cat([model(dict(collate(features[i : i + batch_size]))).float()
+                          for i in range(0, len(features), batch_size)])  # fmt: skip
 
 
 class RecModule(L.LightningModule):

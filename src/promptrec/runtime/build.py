@@ -88,7 +88,9 @@ def resolve_checkpoint(cfg: DictConfig) -> DictConfig:
 
 
 def with_run_config(cfg: DictConfig) -> DictConfig:
-    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``)."""
+    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``),
+    and test in the run's own precision (a bf16 run's scores differ from fp32 ones in the 3rd
+    decimal; the device stays today's)."""
     saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
     if not cfg.use_run_config or not saved.is_file():
         return cfg
@@ -101,6 +103,12 @@ def with_run_config(cfg: DictConfig) -> DictConfig:
             cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), run_cfg[key])
         else:
             cfg[key] = run_cfg[key]
+    precision = OmegaConf.select(run_cfg, "trainer.precision")
+    if precision is not None:  # the numerics it was tested in
+        if cfg.get("trainer") is None:  # explain, robustness: no trainer, but the same numerics
+            cfg.trainer = {"precision": precision}
+        else:
+            cfg.trainer.precision = precision
     return cfg
 
 
@@ -178,8 +186,9 @@ def wandb_facts(loggers: list[Logger]) -> dict:
 
 def run_precision(cfg: DictConfig, say: bool = False) -> str:
     """``trainer.precision``, with ``auto`` resolved for this machine (runtime/precision.py)."""
-    precision, note = resolve_precision(cfg.trainer.get("precision", "32-true"),
-                                        cfg.trainer.get("accelerator", "auto"))  # fmt: skip
+    trainer = cfg.get("trainer") or {}  # explain and robustness run no trainer
+    precision, note = resolve_precision(trainer.get("precision", "32-true"),
+                                        trainer.get("accelerator", "auto"))  # fmt: skip
     if say and note and rank_zero_only.rank == 0:
         print(note)
     return precision

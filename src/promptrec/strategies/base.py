@@ -85,6 +85,21 @@ class Strategy:
         return self.soft.build(backbone) if self.soft is not None else None
 
 
+def encoder_inputs(
+    batch: dict, soft: SoftPrompt | None = None, lower: nn.Module | None = None
+) -> dict:
+    """Keyword arguments for a Hugging Face model: token ids; embeddings with soft vectors; or,
+    for a model cut at ``tuning.freeze_layers``, the hidden states of the cut (cached in the
+    batch, else computed by the frozen lower layers)."""
+    if "hidden" in batch:
+        return {"inputs_embeds": batch["hidden"]}
+    if lower is not None:
+        return {"inputs_embeds": lower(batch["input_ids"], batch["attention_mask"])}
+    if soft is not None:
+        return {"inputs_embeds": soft(batch["input_ids"])}
+    return {"input_ids": batch["input_ids"]}
+
+
 def strategy_class(cfg) -> type[Strategy]:
     """``prompt.strategy`` if given, else the one a setting claims, else the classifier."""
     claims = {name: why for name, c in Strategy.registry.items() if (why := c.claimed_by(cfg))}

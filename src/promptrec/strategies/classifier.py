@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from promptrec.strategies.base import Strategy
-from promptrec.strategies.soft import SoftPrompt, encoder_inputs
+from promptrec.strategies.base import Strategy, encoder_inputs
+from promptrec.strategies.soft import SoftPrompt
 
 
 class TextScorer(nn.Module):

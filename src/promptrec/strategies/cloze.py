@@ -17,8 +17,8 @@ from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.encoder import Slot
-from promptrec.strategies.base import Strategy
-from promptrec.strategies.soft import SoftPrompt, encoder_inputs
+from promptrec.strategies.base import Strategy, encoder_inputs
+from promptrec.strategies.soft import SoftPrompt
 from promptrec.strategies.verbalizer import Verbalizer
 
 MLM_HEADS = ("cls", "lm_head")  # attribute of the LM head: BERT family, RoBERTa family

@@ -40,21 +40,6 @@ class SoftPrompt(nn.Module):
         return embeds.masked_scatter(is_soft.unsqueeze(-1), vectors)
 
 
-def encoder_inputs(
-    batch: dict, soft: SoftPrompt | None = None, lower: nn.Module | None = None
-) -> dict:
-    """Keyword arguments for a Hugging Face model: token ids; embeddings with soft vectors; or,
-    for a model cut at ``tuning.freeze_layers``, the hidden states of the cut (cached in the
-    batch, else computed by the frozen lower layers)."""
-    if "hidden" in batch:
-        return {"inputs_embeds": batch["hidden"]}
-    if lower is not None:
-        return {"inputs_embeds": lower(batch["input_ids"], batch["attention_mask"])}
-    if soft is not None:
-        return {"inputs_embeds": soft(batch["input_ids"])}
-    return {"input_ids": batch["input_ids"]}
-
-
 def check_soft(cfg) -> None:
     """``prompt.soft`` settings, and the tuning modes that bring soft prompts of their own."""
     soft, mode = cfg.prompt.soft, cfg.tuning.mode

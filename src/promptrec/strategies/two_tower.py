@@ -18,8 +18,8 @@ from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
-from promptrec.strategies.base import Strategy
-from promptrec.strategies.soft import SoftPrompt, encoder_inputs
+from promptrec.strategies.base import Strategy, encoder_inputs
+from promptrec.strategies.soft import SoftPrompt
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
