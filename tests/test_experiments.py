@@ -241,3 +241,17 @@ def test_last_resumes_the_newest_unfinished_run(train_cfg, tmp_path):
     train_cfg.ckpt_path = str(runs / "b")
     with pytest.raises(Exception, match="not a resumable run"):
         run_to_resume(train_cfg)  # no .hydra/config.yaml: not a run folder
+
+
+def test_runs_launched_alike_are_told_apart_by_their_saved_settings():
+    """Two runs with no overrides whose defaults differed: the setting that differs (and that
+    both have) labels the rows; one that only the older run carries does not."""
+    import pandas as pd
+
+    from promptrec.experiments.summary import summarize, varying_labels
+
+    runs = pd.DataFrame({"run": ["a", "b"], "status": ["finished"] * 2, "choice/tuning": ["full"] * 2,
+                         "cfg/trainer.precision": ["32-true", "auto"], "cfg/model.dim": [64, None],
+                         "cfg/seed": [42, 42], "test/auc": [0.77, 0.771]})  # fmt: skip
+    assert varying_labels(runs) == ["trainer.precision"]
+    assert list(summarize(runs, ["test/auc"])["trainer.precision"]) == ["32-true", "auto"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from promptrec.metrics.names import direction as metric_direction
-from promptrec.runtime.costs import COST_DIRECTIONS
+from promptrec.metrics.names import direction
+from promptrec.runtime.plots import label_column
 from promptrec.tasks import TASKS
 
 COSTS = ["params/trainable", "cost/train_samples_per_s", "cost/peak_rss_mb", "cost/checkpoint_mb"]
@@ -35,17 +35,12 @@ def varying_labels(runs: pd.DataFrame) -> list[str]:
         c for c in runs.columns if c.startswith(("choice/", "override/")) and c != "override/seed"
     ]
     varying = [c.split("/", 1)[1] for c in labels if runs[c].map(str).nunique() > 1]
+    if not varying:  # runs launched alike whose configs differ (defaults changed between them);
+        # settings only some runs have are left out: older runs carry fields of a flatter schema
+        varying = [c.split("/", 1)[1] for c in setting_columns(runs)
+                   if runs[c].notna().all() and runs[c].map(str).nunique() > 1]  # fmt: skip
     first = ["task", "prompt", "tuning", "model", "data"]  # the order a reader compares them in
     return sorted(varying, key=lambda n: (first.index(n) if n in first else len(first), n))
-
-
-def _label_column(runs: pd.DataFrame, name: str) -> str:
-    return f"choice/{name}" if f"choice/{name}" in runs else f"override/{name}"
-
-
-def direction(metric: str) -> str | None:
-    """ "max", "min", or None (parameter counts and other sizes are neither better nor worse)."""
-    return COST_DIRECTIONS.get(metric) or metric_direction(metric)
 
 
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -57,7 +52,7 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     rows = []
     for _, group in runs.groupby(key_text, sort=False):
         done = group[group["status"] == "finished"]
-        row = {name: group[_label_column(group, name)].iloc[0] for name in shown}
+        row = {name: group[label_column(group, name)].iloc[0] for name in shown}
         row["runs"] = len(done)
         row["failed"] = int((group["status"] == "failed").sum())
         row["seeds"] = ",".join(str(s) for s in sorted(done.get("cfg/seed", pd.Series()).dropna()))

@@ -19,6 +19,9 @@ DIRECTIONS = {
     "gap": "min", "max_gap": "min",
     # training
     "loss": "min",
+    # what a run cost (runtime/costs.py), by full name
+    "cost/train_samples_per_s": "max", "cost/epoch_seconds": "min", "cost/peak_rss_mb": "min",
+    "cost/peak_gpu_mb": "min", "cost/checkpoint_mb": "min",
 }  # fmt: skip
 STAGES = ("train", "val", "test")
 
@@ -31,7 +34,7 @@ def base_name(metric: str) -> str:
 
 def direction(metric: str) -> str | None:
     """``"max"``, ``"min"``, or None for a number that is not a score (a count, a size)."""
-    return DIRECTIONS.get(base_name(metric))
+    return DIRECTIONS.get(metric) or DIRECTIONS.get(base_name(metric))
 
 
 def at_stage(metric: str, stage: str) -> str:

@@ -29,6 +29,7 @@ from peft import (
 
 from promptrec.errors import ConfigError
 from promptrec.models.adapters import add_adapters
+from promptrec.strategies.soft import VIRTUAL_TOKEN_MODES
 
 
 @dataclass
@@ -39,7 +40,6 @@ class Tuned:
 
 
 HEADS = ("classifier", "cls", "lm_head")  # sequence-classification head; BERT / RoBERTa LM heads
-VIRTUAL_TOKEN_MODES = ("prefix", "prompt_tuning")  # peft prepends these inside its own forward
 
 
 def _is_head(name: str) -> bool:
@@ -181,13 +181,13 @@ def check_tuning(cfg) -> None:
         )
     k = int(cfg.get("freeze_layers") or 0)
     rules = [("freeze_layers", k >= 0, "≥ 0 (the number of bottom layers frozen and cached)")]
-    if k > 0 and cfg.mode in ("prefix", "prompt_tuning"):
+    if k > 0 and cfg.mode in VIRTUAL_TOKEN_MODES:
         raise ConfigError(
             f"tuning={cfg.mode} puts peft's virtual tokens into every layer's input, below the "
             f"cut of tuning.freeze_layers={k}. Use tuning.freeze_layers=0 with it, or full, lora, "
             "adalora, ia3, adapter, bitfit or frozen tuning above frozen layers."
         )
-    if cfg.mode in ("prefix", "prompt_tuning"):
+    if cfg.mode in VIRTUAL_TOKEN_MODES:
         rules.append(("virtual_tokens", cfg.virtual_tokens > 0, "a positive integer"))
     if cfg.mode == "lora":
         rules.append(("lora.r", cfg.lora.r > 0, "a positive integer"))

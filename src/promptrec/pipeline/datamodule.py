@@ -136,13 +136,14 @@ class RecDataModule(L.LightningDataModule):
             weights.update(name.encode() + tensor.float().numpy().tobytes())
         key = digest(self._token_key, weights.hexdigest(), len(lower.layers), storage)
         folder = Path(self.cfg.cache_dir) / f"hidden-{key}"
+        tokens, examples = self.prepared.datasets, self.prepared.examples
         with FileLock(str(Path(self.cfg.cache_dir) / ".build.lock")):
-            loaded = load_hidden_cache(folder, self.prepared.datasets)
+            loaded = load_hidden_cache(folder, tokens, examples)
             if loaded is None:
                 write_hidden_cache(
-                    folder, self.prepared.datasets, lower, storage, self.cfg.eval_batch_size
+                    folder, tokens, examples, lower, storage, self.cfg.eval_batch_size
                 )
-                loaded = load_hidden_cache(folder, self.prepared.datasets)
+                loaded = load_hidden_cache(folder, tokens, examples)
         self.prepared.datasets = loaded
         self.collate = HiddenCollator(self.collate)
 

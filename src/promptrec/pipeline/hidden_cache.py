@@ -33,12 +33,15 @@ def storage_for(precision: str) -> str:
 
 
 @torch.inference_mode()
-def _write_split(path: Path, dataset, lower, storage: str, batch_size: int) -> int:
+def _write_split(
+    path: Path, dataset, lengths: np.ndarray, lower, storage: str, batch_size: int
+) -> int:
     """Every prompt's states at the cut, in dataset order; returns the hidden size."""
-    lengths = [len(ids) for ids in dataset["input_ids"]]
     hidden = lower.config.hidden_size
     np_type, torch_type = STORAGE[storage]
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np_type, shape=(sum(lengths), hidden))
+    out = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np_type, shape=(int(np.sum(lengths)), hidden)
+    )
     starts = np.concatenate([[0], np.cumsum(lengths)])
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if storage == "bf16" else nullcontext()
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
@@ -59,14 +62,20 @@ def _write_split(path: Path, dataset, lower, storage: str, batch_size: int) -> i
     return hidden
 
 
+def _lengths(examples: dict, which: str) -> np.ndarray:
+    """Tokens per prompt, in dataset order (the token cache's ``n_tokens`` column)."""
+    return examples[which]["n_tokens"].to_numpy()
+
+
 def write_hidden_cache(
-    folder: Path, datasets: dict, lower, storage: str, batch_size: int = 64
+    folder: Path, datasets: dict, examples: dict, lower, storage: str, batch_size: int = 64
 ) -> None:
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for which in SPLITS:
-        _write_split(staging / f"{which}.npy", datasets[which], lower, storage, batch_size)
+        lengths = _lengths(examples, which)
+        _write_split(staging / f"{which}.npy", datasets[which], lengths, lower, storage, batch_size)
     (staging / "storage.json").write_text(json.dumps({"storage": storage}))
     (staging / "done").write_text(json.dumps(file_digests(staging), indent=1))
     shutil.rmtree(folder, ignore_errors=True)
@@ -76,9 +85,8 @@ def write_hidden_cache(
 class WithHiddenStates(Dataset):
     """A token dataset whose rows also carry their cached states at the cut (``hidden``)."""
 
-    def __init__(self, dataset, states_file: Path, storage: str):
+    def __init__(self, dataset, lengths: np.ndarray, states_file: Path, storage: str):
         self.dataset, self.storage, self.states_file = dataset, storage, Path(states_file)
-        lengths = [len(ids) for ids in dataset.with_format(None)["input_ids"]]
         self.starts = np.concatenate([[0], np.cumsum(lengths)])
         self._states = None
 
@@ -105,12 +113,13 @@ class WithHiddenStates(Dataset):
         return row
 
 
-def load_hidden_cache(folder: Path, datasets: dict) -> dict | None:
+def load_hidden_cache(folder: Path, datasets: dict, examples: dict) -> dict | None:
     """The token datasets with their states, or None if the entry is missing or damaged."""
     if not cache_intact(folder):
         return None
     storage = json.loads((folder / "storage.json").read_text())["storage"]
-    return {s: WithHiddenStates(datasets[s], folder / f"{s}.npy", storage) for s in SPLITS}
+    return {s: WithHiddenStates(datasets[s], _lengths(examples, s), folder / f"{s}.npy", storage)
+            for s in SPLITS}  # fmt: skip
 
 
 class HiddenCollator:

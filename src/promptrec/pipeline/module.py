@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 from promptrec.errors import ConfigError
 from promptrec.metrics.names import at_stage
 from promptrec.metrics.slices import Slicer
+from promptrec.pipeline.hidden_cache import storage_for
 from promptrec.tasks import Task
 
 
@@ -35,9 +36,8 @@ def score_features(
 ) -> torch.Tensor:
     """Model outputs for prompts encoded outside the data module (edited or perturbed ones), on
     the CPU in the run's precision (``bf16-mixed``: under autocast, as its test loop ran)."""
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if "bf16" in str(precision) else nullcontext()
-    )
+    bf16 = storage_for(precision) == "bf16"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     with autocast:
         return torch.cat([model(dict(collate(features[i : i + batch_size]))).float()
                           for i in range(0, len(features), batch_size)])  # fmt: skip

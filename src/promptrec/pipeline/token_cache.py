@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from promptrec.data.sources import sha256_file
+from promptrec.pipeline.examples import SPLITS
 from promptrec.prompts.encoder import PromptEncoder
 
 CACHE_VERSION = "6"  # 6: seen templates are rendered (5 drew them but rendered #0). Bump when example building or rendering changes meaning
-SPLITS = ("train", "val", "test")
 TEXT_COLUMNS = ["input_ids", "attention_mask", "labels", "example_id"]
 
 

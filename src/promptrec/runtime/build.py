@@ -1,6 +1,6 @@
 """Build a run's pieces from config: tokenizer, data, model, loggers, callbacks, trainer.
 
-``train.py`` and ``eval.py`` both call these builders, so a checkpoint is always tested with the
+``training.py`` and ``evaluation.py`` (and the analysis commands) call these builders, so a checkpoint is always tested with the
 exact data, prompt and model construction it was trained with.
 """
 

@@ -14,15 +14,6 @@ import time
 import lightning as L
 import torch
 
-# Which way each cost is better, for summary tables (task metrics: metrics/names.py).
-COST_DIRECTIONS = {
-    "cost/train_samples_per_s": "max",
-    "cost/epoch_seconds": "min",
-    "cost/peak_rss_mb": "min",
-    "cost/peak_gpu_mb": "min",
-    "cost/checkpoint_mb": "min",
-}
-
 
 def reset_peak_rss() -> bool:
     """Restart the peak-RSS count (Linux: write 5 to clear_refs), so each job of a multirun

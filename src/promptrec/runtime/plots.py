@@ -15,8 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from promptrec.metrics.names import direction as metric_direction  # noqa: E402
-from promptrec.runtime.costs import COST_DIRECTIONS  # noqa: E402
+from promptrec.metrics.names import direction  # noqa: E402
 from promptrec.runtime.csv_log import training_curves  # noqa: E402
 
 
@@ -45,6 +44,14 @@ def reliability_diagram(scores: np.ndarray, labels: np.ndarray, path: Path, bins
     return path
 
 
+def label_column(runs: pd.DataFrame, name: str) -> str:
+    """The run-table column behind a setting's name: the group option it was launched with, the
+    override typed, or else the saved config value (``choice/``, ``override/``, ``cfg/``)."""
+    return next(
+        f"{kind}/{name}" for kind in ("choice", "override", "cfg") if f"{kind}/{name}" in runs
+    )
+
+
 def _label(row: pd.Series, settings: list[str]) -> str:
     return ", ".join(f"{s}={row[s]}" for s in settings) or "run"
 
@@ -56,8 +63,7 @@ def heatmap(summary: pd.DataFrame, metric: str, rows: str = "prompt",
     table = summary.assign(**{k: summary.get(k, "all") for k in (rows, cols)})
     grid = table.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean", sort=False)
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.55 * grid.shape[0]))
-    lower_is_better = (COST_DIRECTIONS.get(metric) or metric_direction(metric)) == "min"
-    cmap = "viridis_r" if lower_is_better else "viridis"
+    cmap = "viridis_r" if direction(metric) == "min" else "viridis"
     image = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
     ax.set_yticks(range(grid.shape[0]), grid.index)
@@ -104,7 +110,7 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str = "train/loss") 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours before any repeats
     finished = runs[runs["status"] == "finished"]
-    keys = [f"choice/{s}" if f"choice/{s}" in finished else f"override/{s}" for s in settings]
+    keys = [label_column(finished, s) for s in settings]
     groups = (
         finished.groupby([finished[k].map(str) for k in keys], sort=False)
         if keys

@@ -18,11 +18,10 @@ from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.encoder import Slot
 from promptrec.strategies.base import Strategy, encoder_inputs
-from promptrec.strategies.soft import SoftPrompt
+from promptrec.strategies.soft import VIRTUAL_TOKEN_MODES, SoftPrompt
 from promptrec.strategies.verbalizer import Verbalizer
 
 MLM_HEADS = ("cls", "lm_head")  # attribute of the LM head: BERT family, RoBERTa family
-VIRTUAL_TOKEN_MODES = ("prefix", "prompt_tuning")
 
 
 def _parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
