@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import open_dict
 from torch.utils.data import RandomSampler
@@ -112,7 +113,8 @@ def test_data_module_groups_training_batches_and_sorts_evaluation(train_cfg):
 @pytest.mark.parametrize(
     "key,value,message",
     [("model.compile", "warp_drive", "model.compile='warp_drive' is invalid"),
-     ("data.pin_memory", "sometimes", "data.pin_memory='sometimes' is invalid")],
+     ("data.pin_memory", "sometimes", "data.pin_memory='sometimes' is invalid"),
+     ("model.attention", "flash", "model.attention='flash' is invalid")],
 )  # fmt: skip
 def test_speed_settings_are_checked(train_cfg, key, value, message):
     section, name = key.split(".")
@@ -133,3 +135,21 @@ def test_compiled_model_trains_to_the_same_metrics(train_cfg, tmp_path):
     assert getattr(objects["module"].model, "_compiled_call_impl", None) is not None
     keys = [k for k in eager if k.startswith("test/")]
     assert keys and {k: compiled[k] for k in keys} == {k: eager[k] for k in keys}
+
+
+def test_attention_setting_reaches_the_backbone(tiny_model_dir):
+    """model.attention picks transformers' attention code; eager and sdpa compute the same
+    scores (fp32), so only speed changes."""
+    from omegaconf import OmegaConf
+
+    from promptrec.models.backbone import load_backbone
+
+    ids = torch.randint(1000, 2000, (2, 9))
+    outputs = {}
+    for attention in ("eager", "sdpa"):
+        cfg = OmegaConf.create({"name_or_path": str(tiny_model_dir), "attention": attention})
+        torch.manual_seed(0)  # the same fresh head
+        model = load_backbone("classifier", cfg, 1).eval()
+        assert model.config._attn_implementation == attention
+        outputs[attention] = model(input_ids=ids).logits
+    torch.testing.assert_close(outputs["eager"], outputs["sdpa"])

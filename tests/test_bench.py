@@ -105,3 +105,16 @@ def test_time_to_quality_reports_every_variant_and_the_roofline(tiny_model_dir, 
         "32-true",
         "bf16-mixed",
     ]
+
+
+@pytest.mark.slow
+def test_step_anatomy_reports_variants_roofline_and_profile(tiny_model_dir, tmp_path):
+    out = tmp_path / "step_anatomy.json"
+    done = bench("step_anatomy.py", "--rounds", "2", "--steps", "1", "--model", str(tiny_model_dir),
+                 "--variants", "default", "eager_attention", "--out", str(out), root=tmp_path)  # fmt: skip
+    result = json.loads(out.read_text())
+    assert set(result["medians"]) == {"default", "eager_attention"}
+    assert all(len(runs) == 2 for runs in result["runs"].values())  # one per round
+    assert all(row["gflops"] > 0 for row in result["medians"].values())
+    assert sum(result["profile"].values()) == pytest.approx(1.0)
+    assert "| eager_attention |" in done.stdout and "of the GEMM peak" in done.stdout

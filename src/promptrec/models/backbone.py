@@ -77,36 +77,42 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
 
 
-def load_classifier(name_or_path: str, num_labels: int, dropout: float | None = None):
+def load_classifier(name_or_path: str, num_labels: int, **settings):
     """A sequence-classification model: the backbone plus a fresh head on the [CLS] position."""
-    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
     model = _load(AutoModelForSequenceClassification.from_pretrained, name_or_path, "model",
-                  num_labels=num_labels, use_safetensors=None, **extra)  # fmt: skip
+                  num_labels=num_labels, use_safetensors=None, **settings)  # fmt: skip
     return model.train()  # from_pretrained returns eval mode, and Lightning 2.6 would keep it so
 
 
-def load_encoder(name_or_path: str, dropout: float | None = None):
+def load_encoder(name_or_path: str, **settings):
     """The bare backbone (token vectors, no head), for models that pool and score themselves."""
-    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
-    model = _load(AutoModel.from_pretrained, name_or_path, "model", use_safetensors=None, **extra)
+    model = _load(
+        AutoModel.from_pretrained, name_or_path, "model", use_safetensors=None, **settings
+    )
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # unused by mean pooling; DDP rejects parameters that get no gradient
     return model.train()
 
 
-def load_masked_lm(name_or_path: str, dropout: float | None = None):
+def load_masked_lm(name_or_path: str, **settings):
     """The backbone with its masked-LM head, for cloze prompts. A checkpoint saved without one
     (MiniLM) gets a freshly initialised head transform: it must train (every tuning mode does)."""
-    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
     model = _load(AutoModelForMaskedLM.from_pretrained, name_or_path, "model",
-                  use_safetensors=None, **extra)  # fmt: skip
+                  use_safetensors=None, **settings)  # fmt: skip
     return model.train()
+
+
+def backbone_settings(model_cfg) -> dict:
+    """The ``model`` keys that change how transformers builds the backbone, where they are set."""
+    settings = {"hidden_dropout_prob": model_cfg.get("dropout"),
+                "attn_implementation": model_cfg.get("attention")}  # fmt: skip
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 def load_backbone(kind: str, model_cfg, num_outputs: int):
     """The backbone a prompt strategy asks for (``Strategy.backbone``)."""
-    name, dropout = model_cfg.name_or_path, model_cfg.get("dropout")
-    loaders = {"classifier": lambda: load_classifier(name, num_outputs, dropout),
-               "masked_lm": lambda: load_masked_lm(name, dropout),
-               "encoder": lambda: load_encoder(name, dropout)}  # fmt: skip
+    name, settings = model_cfg.name_or_path, backbone_settings(model_cfg)
+    loaders = {"classifier": lambda: load_classifier(name, num_outputs, **settings),
+               "masked_lm": lambda: load_masked_lm(name, **settings),
+               "encoder": lambda: load_encoder(name, **settings)}  # fmt: skip
     return loaders[kind]()

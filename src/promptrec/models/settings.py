@@ -23,6 +23,7 @@ class LanguageModelConfig(ModelConfig):
     name_or_path: str | None = None  # Hub name or local folder; embedded models resolve offline
     dropout: float | None = None  # None keeps the checkpoint's own hidden dropout
     compile: str | None = None  # a torch.compile backend (inductor); None runs eagerly
+    attention: str | None = None  # eager | sdpa: transformers' attention code; None = its default
 
 
 @dataclass

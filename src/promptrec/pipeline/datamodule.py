@@ -129,12 +129,13 @@ class RecDataModule(L.LightningDataModule):
     def use_hidden_states(self, lower, precision: str) -> None:
         """Batches carry every prompt's states at a ``tuning.freeze_layers`` cut, read from the
         on-disk cache (built here on first use, by the frozen lower layers, in the run's
-        precision). The key adds the lower layers' weights, the cut and the precision."""
+        precision). The key adds the lower layers' weights, the cut, the precision and the attention code."""
         storage = storage_for(precision)
         weights = hashlib.sha256()
         for name, tensor in sorted(lower.state_dict().items()):
             weights.update(name.encode() + tensor.float().numpy().tobytes())
-        key = digest(self._token_key, weights.hexdigest(), len(lower.layers), storage)
+        attention = getattr(lower.config, "_attn_implementation", None)  # its rounding differs
+        key = digest(self._token_key, weights.hexdigest(), len(lower.layers), storage, attention)
         folder = Path(self.cfg.cache_dir) / f"hidden-{key}"
         tokens, examples = self.prepared.datasets, self.prepared.examples
         with FileLock(str(Path(self.cfg.cache_dir) / ".build.lock")):

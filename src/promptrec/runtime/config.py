@@ -225,6 +225,9 @@ def _check_run(cfg) -> None:
         _check(cfg.model.compile in known, "model.compile", cfg.model.compile,
                f"null or a torch.compile backend ({', '.join(torch.compiler.list_backends())}, "
                "or eager to debug)")  # fmt: skip
+    if cfg.model.get("attention") is not None:
+        _check(cfg.model.attention in ("eager", "sdpa"), "model.attention", cfg.model.attention,
+               "null (transformers' default), eager or sdpa")  # fmt: skip
     _check(cfg.tuning.lr > 0, "tuning.lr", cfg.tuning.lr, "a positive number")
     _check(0 <= cfg.tuning.warmup_ratio < 1, "tuning.warmup_ratio", cfg.tuning.warmup_ratio,
            "in [0, 1)")  # fmt: skip
