@@ -11,7 +11,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test bench lint format clean
+.PHONY: help install data train test bench results lint format clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: data ## speed: framework vs plain PyTorch loops, token cache, catalogue e
 	PROMPTREC_ROOT=. $(BIN)/python bench/train_speed.py $(ARGS)
 	PROMPTREC_ROOT=. $(BIN)/python bench/data_prep.py
 	PROMPTREC_ROOT=. $(BIN)/python bench/catalogue_eval.py
+
+results: $(STAMP) ## regenerate docs/results.md's tables from the run folders in docs/results/runs
+	$(BIN)/promptrec-summarize docs/results/runs --results docs/results.md
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check src tests bench

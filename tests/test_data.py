@@ -6,6 +6,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from promptrec.data.duplicates import (
+    duplicate_items,
+    merge_duplicate_items,
+    targets_shown_under_another_id,
+)
 from promptrec.data.examples import cap_examples
 from promptrec.data.loaders import GROUPLENS_GENRES, InteractionData, load_atomic, load_grouplens
 from promptrec.data.splits import content_hash, leave_one_out, load_or_build_split, select_users
@@ -190,3 +195,47 @@ def test_preference_labels_and_cap(split):
     assert len(capped) == 100 and capped.example_id.is_unique
     pd.testing.assert_frame_equal(capped, cap_examples(ex, 100, seed=1))
     assert not capped.equals(cap_examples(ex, 100, seed=2))
+
+
+def test_duplicate_films_are_found_and_merged_to_their_first_id(ml100k):
+    copies = duplicate_items(ml100k.items)
+    assert len(copies) == 18  # MovieLens-100K lists 18 films twice
+    titles = ml100k.items.set_index("item_id")
+    for copy, first in copies.items():
+        assert titles.at[copy, "title"] == titles.at[first, "title"] and int(first) < int(copy)
+        assert titles.at[copy, "year"] == titles.at[first, "year"]
+    merged = merge_duplicate_items(ml100k, copies)
+    assert not set(copies) & (set(merged.interactions.item_id) | set(merged.items.item_id))
+    assert not merged.interactions.duplicated(["user_id", "item_id"]).any()
+    assert duplicate_items(merged.items) == {}
+
+
+def test_merging_keeps_each_users_earliest_interaction_with_the_film():
+    items = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["Heat", "heat ", "Alien"],
+                          "year": [1995, 1995, 1979], "genres": [(), (), ()]})  # fmt: skip
+    inter = pd.DataFrame({"user_id": ["u", "u", "u", "v"], "item_id": ["2", "1", "3", "2"],
+                          "rating": [5.0, 1.0, 3.0, 4.0], "timestamp": [10, 20, 30, 5]})  # fmt: skip
+    copies = duplicate_items(items)
+    assert copies == {"2": "1"}
+    merged = merge_duplicate_items(InteractionData(inter, items, pd.DataFrame()), copies)
+    # u saw the film first as "2" (t=10, 5 stars): that rating stays, under id "1"
+    assert merged.interactions.values.tolist() == [["u", "1", 5.0, 10], ["u", "3", 3.0, 30],
+                                                   ["v", "1", 4.0, 5]]  # fmt: skip
+    examples = pd.DataFrame({"item_id": ["1", "3"], "history_items": [["2", "3"], ["1"]]})
+    assert targets_shown_under_another_id(examples, copies) == 1
+
+
+def test_merge_setting_changes_the_split_hash_only_when_on(train_cfg):
+    from omegaconf import open_dict
+
+    from promptrec.runtime.build import build_datamodule
+
+    before = build_datamodule(train_cfg)
+    before.prepare_data()
+    with open_dict(train_cfg):
+        train_cfg.data.merge_duplicate_items = True
+    merged = build_datamodule(train_cfg)
+    merged.prepare_data()
+    assert before.prepared.duplicates and merged.prepared.duplicates == {}
+    assert merged.prepared.split_hash != before.prepared.split_hash
+    assert not set(before.prepared.duplicates) & set(merged.prepared.split.item_id)

@@ -31,6 +31,7 @@ def _task(**cfg):
         "targets_per_user": None,
         "head": None,
         "eval_negatives": None,
+        "mask_history": True,
     }
     return build_task(OmegaConf.create({**base, **cfg}))
 
@@ -127,6 +128,19 @@ def test_next_item_evaluation_never_recommends_seen_items(small):
         assert not set(items.split()) & set(seen)
     assert table["items"][0].split()[0] == ex.item_id[0]
     assert metrics["test/hr@10"] >= 1 / len(ex) - 1e-6 and len(table) == len(ex)
+
+
+def test_next_item_without_history_mask_ranks_seen_items_too(small):
+    """task.mask_history=false: RecBole's protocol for sequential models (nothing excluded)."""
+    data, split = small
+    task = _task(name="next_item", head="catalog", ks=[10], mask_history=False)
+    task.prepare(Catalog.build(data.items, split), split)
+    ex = task.examples(split, "test", history_len=5)
+    scores = torch.zeros(len(ex), task.num_outputs)
+    first_seen = [task.index[seen[0]] for seen in ex.seen_items]
+    scores[torch.arange(len(ex)), first_seen] = 100.0  # a seen item scores highest
+    metrics, table = task.evaluate("test", scores, ex)
+    assert [items.split()[0] for items in table["items"]] == [s[0] for s in ex.seen_items]
 
 
 def test_next_item_template_cannot_see_the_target(tiny_model_dir, data_dir, tmp_path):
@@ -246,6 +260,9 @@ def test_saved_flat_configs_load_on_their_own_option_schema():
     assert typed.like_threshold == 3.5 and "temperature" not in typed and "head" not in typed
     tuning = on_own_schema("tuning", OmegaConf.create({"mode": "full", "lr": 1e-4, "merge_lora": False,
                                                        "virtual_tokens": 20, "lora": None}))  # fmt: skip
-    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio", "freeze_layers"}
+    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio", "decay", "freeze_layers"}
+    assert tuning.decay  # runs saved before tuning.decay existed decayed their rate
+    with pytest.raises(ConfigError, match="experiment=baseline_bpr"):  # the old BPR is gone
+        on_own_schema("model", OmegaConf.create({"kind": "mf", "dim": 64, "objective": "bpr"}))
     with pytest.raises(ConfigError, match="model.kind='gpt' is unknown"):
         on_own_schema("model", OmegaConf.create({"kind": "gpt"}))

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from promptrec.cli.entry import run_main
+from promptrec.errors import PromptRecError
 from promptrec.experiments.report import __doc__ as DOC
 from promptrec.experiments.report import report
+from promptrec.experiments.results import update_page
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,8 +25,22 @@ def main(argv: list[str] | None = None) -> None:
         "--extra", nargs="*", default=[], help="more metrics for the table, e.g. test/hr@20"
     )
     parser.add_argument("--sync", action="store_true", help="upload offline W&B runs (wandb sync)")
+    parser.add_argument("--results", type=Path, metavar="PAGE",
+                        help="rewrite PAGE's generated tables (docs/results.md) from the run folders")  # fmt: skip
+    parser.add_argument("--check", action="store_true",
+                        help="with --results: change nothing, exit 1 if PAGE is out of date")  # fmt: skip
     args = parser.parse_args(argv)
-    run_main(report, args)
+    run_main(results if args.results else report, args)
+
+
+def results(args: argparse.Namespace) -> None:
+    if len(args.paths) != 1:
+        raise PromptRecError("--results takes one folder of run folders, e.g. docs/results/runs.")
+    current = update_page(args.results, args.paths[0], check=args.check)
+    if args.check and not current:
+        print(f"{args.results} differs from the tables its run folders give: run `make results`.")
+        sys.exit(1)
+    print(f"{args.results}: {'up to date' if current else 'tables regenerated'}")
 
 
 if __name__ == "__main__":

@@ -32,3 +32,15 @@ class Catalog:
         return cls(
             item_ids, item_index, user_ids, {u: i for i, u in enumerate(user_ids)}, popularity
         )
+
+    def training_matrix(self, split: pd.DataFrame) -> torch.Tensor:
+        """Users × items, 1 where the user has a training interaction (never val/test): what
+        BPR must not draw as a negative and what ItemKNN's similarities are computed from."""
+        train = split[split["split"] == "train"]
+        users = torch.as_tensor(train["user_id"].map(self.user_index).to_numpy(), dtype=torch.long)
+        items = torch.as_tensor(
+            pd.Index(self.item_ids).get_indexer(train["item_id"]), dtype=torch.long
+        )
+        matrix = torch.zeros(len(self.user_ids), len(self.item_ids))
+        matrix[users, items] = 1.0
+        return matrix

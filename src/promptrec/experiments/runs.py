@@ -95,6 +95,8 @@ def load_run(folder: Path) -> dict:
     }
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    for group in [k for k, v in metrics.items() if isinstance(v, dict)]:  # counts, chosen_on_val
+        metrics.update({f"{group}/{k}": v for k, v in metrics.pop(group).items()})
     record = load_run_record(folder) or {}
     return {"run": str(folder), "status": run_status(folder, metrics), "error": record.get("error"),
             "wandb_id": record.get("wandb_id"), **labels(folder), **settings, **metrics}  # fmt: skip

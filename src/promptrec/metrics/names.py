@@ -10,6 +10,7 @@ DIRECTIONS = {
     # binary preference (binary.py)
     "auc": "max", "gauc": "max", "logloss": "min", "accuracy": "max", "precision": "max",
     "recall": "max", "f1": "max", "ece": "min",
+    "accuracy_at_val_threshold": "max", "f1_at_val_threshold": "max",
     # rating
     "rmse": "min", "mae": "min",
     # top-K ranking (ranking.py), each at every cut-off K

@@ -1,10 +1,12 @@
 """Classical baselines on user/item ids, scored by the same tasks, splits and metrics as the LMs.
 
 - ``Popularity``: every user gets the items with the most training interactions (no training).
-- ``MatrixFactorization``: biased MF, score = b + b_u + b_i + p_u·q_i. Trained with the task's own
-  loss (BCE for preference, MSE for rating, softmax over the catalogue for next-item), or with
-  BPR for next-item (``model.objective=bpr``): −log σ(s(u, i⁺) − s(u, i⁻)), one uniformly
-  sampled negative per positive.
+- ``ItemKNN``: item-item cosine on the training interactions, k neighbours, shrinkage (no training).
+- ``MatrixFactorization``: biased MF, score = b + b_u + b_i + p_u·q_i, trained with the task's own
+  loss (BCE for preference, MSE for rating, softmax over the catalogue for next-item).
+- ``BPR``: the textbook pairwise model (Rendle et al., 2009), as RecBole 1.2.1 trains it.
+- ``FactorizationMachine``: a 2-way FM over user and item ids plus the prompts' side features.
+- ``SASRec``: a causal Transformer over the user's recent item ids.
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ class Popularity(nn.Module):
 
 
 class MatrixFactorization(nn.Module):
-    def __init__(
-        self, n_users: int, n_items: int, dim: int, catalog_output: bool, objective: str = "task"
-    ):
+    def __init__(self, n_users: int, n_items: int, dim: int, catalog_output: bool):
         super().__init__()
-        self.catalog_output, self.objective = catalog_output, objective
+        self.catalog_output = catalog_output
         self.user = nn.Embedding(n_users, dim)
         self.item = nn.Embedding(n_items, dim)
         self.user_bias = nn.Embedding(n_users, 1)
@@ -52,15 +52,93 @@ class MatrixFactorization(nn.Module):
             return self.item_bias.weight.T + self.user(users) @ self.item.weight.T + self.bias
         return self.score(users, batch["item_idx"])[:, None]
 
-    def training_loss(self, batch: dict) -> torch.Tensor | None:
-        """BPR's pairwise loss; None means: use the task's loss on ``forward``'s outputs."""
-        if self.objective != "bpr":
-            return None
+
+class BPR(nn.Module):
+    """score(u, i) = p_u·q_i, no biases. Each training positive is paired with one item the user
+    has no training interaction with, drawn uniformly; loss −log σ(s(u, i⁺) − s(u, i⁻)) plus
+    ``reg_weight`` × the squared norms of the embeddings the batch used (RecBole's defaults:
+    Xavier-normal initialisation, Adam, no weight decay)."""
+
+    def __init__(self, interacted: torch.Tensor, dim: int, reg_weight: float = 0.0):
+        super().__init__()
+        n_users, n_items = interacted.shape
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        for table in (self.user, self.item):
+            nn.init.xavier_normal_(table.weight)
+        self.reg_weight = reg_weight
+        # not saved in checkpoints: rebuilt from the split, which the run's hash pins
+        self.register_buffer("interacted", interacted.bool(), persistent=False)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.user(batch["user_idx"]) @ self.item.weight.T  # (batch, n_items)
+
+    def negatives(self, users: torch.Tensor) -> torch.Tensor:
+        """One uniformly drawn item per user that the user has not interacted with in training
+        (rejection sampling: a MovieLens user has seen at most 44% of the catalogue)."""
+        items = torch.randint(0, self.item.num_embeddings, users.shape, device=users.device)
+        redraw = self.interacted[users, items]
+        while redraw.any():
+            items[redraw] = torch.randint(
+                0, self.item.num_embeddings, (int(redraw.sum()),), device=users.device
+            )
+            redraw = self.interacted[users, items]
+        return items
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
         users, positives = batch["user_idx"], batch["item_idx"]
-        negatives = torch.randint(
-            0, self.item.num_embeddings, positives.shape, device=positives.device
-        )
-        return -F.logsigmoid(self.score(users, positives) - self.score(users, negatives)).mean()
+        u, pos, neg = self.user(users), self.item(positives), self.item(self.negatives(users))
+        loss = -F.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()
+        if self.reg_weight:
+            loss = loss + self.reg_weight * (u.square().sum() + pos.square().sum()
+                                             + neg.square().sum()) / len(users)  # fmt: skip
+        return loss
+
+
+class ItemKNN(nn.Module):
+    """score(u, j) = Σ_{i ∈ train(u)} sim(i, j), where sim(i, j) = |U_i ∩ U_j| / (√|U_i| √|U_j| +
+    shrink) is kept only for j's k most similar items i ≠ j (RecBole's ItemKNN). Nothing trains."""
+
+    def __init__(self, interacted: torch.Tensor, k: int = 100, shrink: float = 0.0):
+        super().__init__()
+        x = interacted.float()
+        norms = x.sum(0).sqrt()
+        similarity = (x.T @ x) / (norms[:, None] * norms[None, :] + shrink + 1e-6)
+        similarity.fill_diagonal_(0.0)
+        top = similarity.topk(min(k, len(similarity) - 1), dim=0)  # per column j: its neighbours
+        weights = torch.zeros_like(similarity).scatter_(0, top.indices, top.values)
+        self.register_buffer("interacted", x, persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.interacted[batch["user_idx"]] @ self.weights  # (batch, n_items)
+
+
+class FactorizationMachine(nn.Module):
+    """Rendle (2010), 2-way: b + Σ_f w_f + Σ_{f<g} ⟨v_f, v_g⟩ over the example's features (the
+    user's and the item's, ``models/features.py``), computed as ½ Σ_d [(Σ_f v_fd)² − Σ_f v_fd²].
+    One score per (user, item) pair, trained with the task's loss (BCE or MSE)."""
+
+    def __init__(
+        self, user_features: torch.Tensor, item_features: torch.Tensor, size: int, dim: int
+    ):
+        super().__init__()
+        self.register_buffer("user_features", user_features, persistent=False)
+        self.register_buffer("item_features", item_features, persistent=False)
+        self.weight = nn.Embedding(size, 1, padding_idx=0)
+        self.factors = nn.Embedding(size, dim, padding_idx=0)
+        self.bias = nn.Parameter(torch.zeros(1))
+        nn.init.zeros_(self.weight.weight)
+        nn.init.normal_(self.factors.weight, std=0.01)
+        with torch.no_grad():
+            self.factors.weight[0].zero_()  # padding: no feature, no contribution
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        ids = torch.cat([self.user_features[batch["user_idx"]],
+                         self.item_features[batch["item_idx"]]], dim=1)  # fmt: skip
+        v = self.factors(ids)  # (batch, fields, dim)
+        pairs = 0.5 * (v.sum(1).square() - v.square().sum(1)).sum(1)
+        return (self.bias + self.weight(ids).sum((1, 2)) + pairs)[:, None]
 
 
 class SASRec(nn.Module):

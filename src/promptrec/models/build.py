@@ -15,7 +15,15 @@ from omegaconf import DictConfig
 
 from promptrec.errors import ConfigError
 from promptrec.models.backbone import load_backbone
-from promptrec.models.baselines import MatrixFactorization, Popularity, SASRec
+from promptrec.models.baselines import (
+    BPR,
+    FactorizationMachine,
+    ItemKNN,
+    MatrixFactorization,
+    Popularity,
+    SASRec,
+)
+from promptrec.models.features import feature_table
 from promptrec.models.frozen import LowerLayers, cut, freeze_below
 from promptrec.models.tuning import tune
 
@@ -55,16 +63,41 @@ def popularity(cfg: DictConfig, datamodule) -> BuiltModel:
 
 def matrix_factorization(cfg: DictConfig, datamodule) -> BuiltModel:
     catalog, task = datamodule.prepared.catalog, datamodule.task
-    if cfg.model.objective == "bpr" and task.name != "next_item":
-        raise ConfigError(
-            "model.objective=bpr ranks items: use it with task=next_item (or model=mf)."
-        )
     if task.name == "rating" and task.num_outputs != 1:
         raise ConfigError(
             "model=mf predicts one score per pair: use task.head=regression for rating."
         )
     return BuiltModel(MatrixFactorization(len(catalog.user_ids), len(catalog.item_ids), cfg.model.dim,
-                                          catalog_output=task.name == "next_item", objective=cfg.model.objective))  # fmt: skip
+                                          catalog_output=task.name == "next_item"))  # fmt: skip
+
+
+def factorization_machine(cfg: DictConfig, datamodule) -> BuiltModel:
+    task, prepared = datamodule.task, datamodule.prepared
+    if task.name == "next_item" or task.num_outputs != 1:
+        raise ConfigError("model=fm scores one (user, item) pair: use it with task=preference or "
+                          "task=rating (task.head=regression).")  # fmt: skip
+    table = feature_table(prepared.catalog, prepared.users, prepared.items, cfg.model.side_features)
+    return BuiltModel(FactorizationMachine(table.user, table.item, table.size, cfg.model.dim))
+
+
+def _ranking_only(cfg: DictConfig, datamodule) -> None:
+    if datamodule.task.name != "next_item":
+        raise ConfigError(f"model={cfg.model.kind} ranks the catalogue: use it with task=next_item "
+                          "(model=mf scores preference and rating).")  # fmt: skip
+
+
+def bpr(cfg: DictConfig, datamodule) -> BuiltModel:
+    _ranking_only(cfg, datamodule)
+    prepared = datamodule.prepared
+    interacted = prepared.catalog.training_matrix(prepared.split)
+    return BuiltModel(BPR(interacted, cfg.model.dim, cfg.model.reg_weight))
+
+
+def item_knn(cfg: DictConfig, datamodule) -> BuiltModel:
+    _ranking_only(cfg, datamodule)
+    prepared = datamodule.prepared
+    interacted = prepared.catalog.training_matrix(prepared.split)
+    return BuiltModel(ItemKNN(interacted, cfg.model.k, cfg.model.shrink))
 
 
 def sasrec(cfg: DictConfig, datamodule) -> BuiltModel:
@@ -82,6 +115,9 @@ MODEL_KINDS = {
     "lm": language_model,
     "pop": popularity,
     "mf": matrix_factorization,
+    "bpr": bpr,
+    "fm": factorization_machine,
+    "itemknn": item_knn,
     "sasrec": sasrec,
 }
 
@@ -92,10 +128,10 @@ def check_model(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.kind={cfg.model.kind!r} is unknown; choose one of {sorted(MODEL_KINDS)}."
         )
-    if cfg.model.kind == "mf" and cfg.model.objective not in ("task", "bpr"):
+    if cfg.model.kind == "itemknn" and (cfg.model.k < 1 or cfg.model.shrink < 0):
         raise ConfigError(
-            f"model.objective={cfg.model.objective!r} is invalid: it must be 'task' or 'bpr'. "
-            "Fix it on the command line or in conf/."
+            f"model.k={cfg.model.k}, model.shrink={cfg.model.shrink}: ItemKNN needs k ≥ 1 "
+            "neighbours and a shrinkage ≥ 0, e.g. model.k=100 model.shrink=0."
         )
     if cfg.model.kind != "lm" and cfg.tuning.mode != "full":
         raise ConfigError(

@@ -15,7 +15,7 @@ from omegaconf import MISSING
 
 @dataclass
 class ModelConfig:
-    kind: str = MISSING  # lm (a BERT-family language model on prompts) | pop | mf | sasrec
+    kind: str = MISSING  # lm (a BERT-family language model on prompts) | pop | itemknn | mf | bpr | fm | sasrec
 
 
 @dataclass
@@ -34,7 +34,24 @@ class PopularityConfig(ModelConfig):
 @dataclass
 class MatrixFactorizationConfig(ModelConfig):
     dim: int = 64  # embedding size
-    objective: str = "task"  # task (the task's own loss) | bpr (pairwise, next_item)
+
+
+@dataclass
+class BPRConfig(ModelConfig):
+    dim: int = 64  # embedding size
+    reg_weight: float = 0.0  # × squared norms of the batch's embeddings (RecBole: none)
+
+
+@dataclass
+class FactorizationMachineConfig(ModelConfig):
+    dim: int = 16  # factor size of every feature
+    side_features: bool = True  # false: user and item ids only (a biased MF fitted the same way)
+
+
+@dataclass
+class ItemKNNConfig(ModelConfig):
+    k: int = 100  # neighbours kept per item
+    shrink: float = 0.0  # added to the cosine's denominator: damps pairs with few users
 
 
 @dataclass
@@ -49,6 +66,9 @@ MODEL_SCHEMAS = {
     "lm": LanguageModelConfig,
     "pop": PopularityConfig,
     "mf": MatrixFactorizationConfig,
+    "bpr": BPRConfig,
+    "fm": FactorizationMachineConfig,
+    "itemknn": ItemKNNConfig,
     "sasrec": SASRecConfig,
 }
 
@@ -96,6 +116,7 @@ class TuningConfig:
     lr: float = MISSING
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    decay: bool = True  # linear decay to 0 at the last step after warm-up; false = constant rate
     freeze_layers: int = 0  # embeddings + the bottom k layers frozen, their outputs cached on disk
 
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from transformers import DataCollatorWithPadding
 
 from promptrec.data.catalog import Catalog
+from promptrec.data.duplicates import duplicate_items, merge_duplicate_items
 from promptrec.data.loaders import InteractionData
 from promptrec.data.sources import open_source, sha256_file
 from promptrec.data.splits import load_or_build_split, select_users
@@ -56,6 +57,10 @@ class PreparedData:
     catalog: Catalog  # user/item indices and training popularity
     split: pd.DataFrame  # every interaction with its split (per-group test metrics read it)
     users: pd.DataFrame  # user profiles (per-group test metrics read them)
+    items: pd.DataFrame | None = (
+        None  # item facts (title, year, genres): feature baselines read them
+    )
+    duplicates: dict | None = None  # a film's second item id → its first (data/duplicates.py)
     encoder: PromptEncoder | None = None  # language models: encodes further (edited) examples
 
 
@@ -93,8 +98,16 @@ class RecDataModule(L.LightningDataModule):
     def _build_unlocked(self) -> PreparedData:
         cfg = self.cfg
         files, data = open_source(cfg)
+        copies = duplicate_items(data.items)
         settings = {"name": cfg.split, "min_user_interactions": cfg.min_user_interactions,
                     "ratios": list(cfg.split_ratios), "seed": cfg.split_seed}  # fmt: skip
+        if cfg.get(
+            "merge_duplicate_items"
+        ):  # a key of its own only when on: old splits keep theirs
+            data, settings["merge_duplicate_items"] = merge_duplicate_items(data, copies), True
+        elif copies:
+            print(f"data: {len(copies)} items repeat another item's title and year under a second "
+                  "id; data.merge_duplicate_items=true gives each film one id.")  # fmt: skip
         key = digest([sha256_file(f) for f in files], cfg.max_users, settings)
         interactions = select_users(data.interactions, cfg.max_users)
         split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)
@@ -103,7 +116,8 @@ class RecDataModule(L.LightningDataModule):
         )
         catalog = Catalog.build(data.items, split)
         self.task.prepare(catalog, split, examples.split_folder)
-        facts = {"split_hash": split_hash, "catalog": catalog, "split": split, "users": data.users}
+        facts = {"split_hash": split_hash, "catalog": catalog, "split": split, "users": data.users,
+                 "items": data.items, "duplicates": {} if cfg.get("merge_duplicate_items") else copies}  # fmt: skip
         if self.strategy is None:
             return PreparedData(**facts, **indexed(examples, catalog, cfg.history_len))
         encoder = self.prompt_encoder(data)

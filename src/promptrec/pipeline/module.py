@@ -17,7 +17,7 @@ import lightning as L
 import pandas as pd
 import torch
 import torch.nn as nn
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from promptrec.errors import ConfigError
 from promptrec.metrics.names import at_stage
@@ -50,18 +50,20 @@ class RecModule(L.LightningModule):
         task: Task,
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_ratio: float = 0.1,
+        decay: bool = True,
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.model, self.task = model, task
         self.optimizer_factory = optimizer
-        self.warmup_ratio = warmup_ratio
+        self.warmup_ratio, self.decay = warmup_ratio, decay
         self.penalty = penalty  # a tuning mode's loss term (AdaLoRA: orthogonality)
         # parameter-efficient checkpoints hold only what trains; the rest comes from the backbone
         self.strict_loading = all(p.requires_grad for p in model.parameters())
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.test_predictions: pd.DataFrame | None = None  # the test loop's output tables:
         self.test_slices: pd.DataFrame | None = None  # per example, and per user/item group
+        self.counts: dict[str, float] = {}  # numbers that are not metrics (e.g. test/gauc_users)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(batch)
@@ -78,6 +80,7 @@ class RecModule(L.LightningModule):
 
     # -- checkpoints: only what trains, for parameter-efficient modes ------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["task_chosen"] = dict(self.task.chosen)  # e.g. the validation threshold
         if not self.strict_loading:  # by storage, so tied copies (an LM decoder) go too
             frozen = {p.data_ptr() for p in self.model.parameters() if not p.requires_grad}
             checkpoint["state_dict"] = {
@@ -87,6 +90,7 @@ class RecModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse, by name, a checkpoint built with another task, model or tuning mode, before
         ``load_state_dict`` fails with a raw list of keys or shapes."""
+        self.task.chosen = dict(checkpoint.get("task_chosen", {}))
         saved, own = checkpoint["state_dict"], self.state_dict()
         trained = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         missing = sorted(trained - set(saved))
@@ -134,6 +138,8 @@ class RecModule(L.LightningModule):
         )
         examples = examples.loc[ids.cpu().numpy()].reset_index(drop=True)
         metrics, table = self.task.evaluate(stage, outputs.cpu(), examples)
+        counted = {k for k in metrics if k.split("/", 1)[-1] in self.task.counted}
+        self.counts.update({k: metrics.pop(k) for k in counted})  # metrics.json's "counts"
         self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
         return table, outputs.cpu(), examples
 
@@ -162,9 +168,9 @@ class RecModule(L.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(self.warmup_ratio * total), total
-        )
+        warmup = int(self.warmup_ratio * total)
+        scheduler = (get_linear_schedule_with_warmup(optimizer, warmup, total) if self.decay
+                     else get_constant_schedule_with_warmup(optimizer, warmup))  # fmt: skip
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

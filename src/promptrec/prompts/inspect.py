@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from promptrec.data.duplicates import targets_shown_under_another_id
+
 SAMPLE_COLUMNS = ["example_id", "user_id", "item_id", "labels", "n_tokens", "n_history_kept",
                   "n_history", "prompt"]  # fmt: skip
 
@@ -35,7 +37,9 @@ def prompt_stats(datamodule, which: str) -> dict:
 
     ``truncated`` is the share of prompts that lost history items to ``data.max_tokens``;
     ``target_title_missing`` the share whose text lacks the target item's title (a template that
-    never shows it, or a cut: the budget drops history, never the target).
+    never shows it, or a cut: the budget drops history, never the target);
+    ``target_in_history_under_other_id`` how many prompts show their target film in the history
+    under its duplicate id (0 with ``data.merge_duplicate_items=true``).
     """
     prepared = datamodule.prepared
     examples = prepared.examples[which]
@@ -56,4 +60,7 @@ def prompt_stats(datamodule, which: str) -> dict:
             item(i)["title"] not in text for i, text in zip(examples["item_id"], examples["text"])
         ]
         stats["target_title_missing"] = float(np.mean(missing))
+    copies = prepared.duplicates or {}
+    stats["duplicate_items"] = len(copies)  # films with a second id (data.merge_duplicate_items)
+    stats["target_in_history_under_other_id"] = targets_shown_under_another_id(examples, copies)
     return stats

@@ -63,7 +63,7 @@ def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule,
     if cfg.model.get("compile"):  # in place: parameter names and checkpoints stay the same
         built.model.compile(backend=cfg.model.compile, dynamic=True)  # lengths vary per batch
     module = RecModule(built.model, datamodule.task, instantiate(cfg.optimizer),
-                       cfg.tuning.warmup_ratio, penalty=built.penalty)  # fmt: skip
+                       cfg.tuning.warmup_ratio, cfg.tuning.get("decay", True), built.penalty)  # fmt: skip
     return module, built
 
 
@@ -187,8 +187,11 @@ def wandb_facts(loggers: list[Logger]) -> dict:
 def run_precision(cfg: DictConfig, say: bool = False) -> str:
     """``trainer.precision``, with ``auto`` resolved for this machine (runtime/precision.py)."""
     trainer = cfg.get("trainer") or {}  # explain and robustness run no trainer
-    precision, note = resolve_precision(trainer.get("precision", "32-true"),
-                                        trainer.get("accelerator", "auto"))  # fmt: skip
+    setting = trainer.get("precision", "32-true")
+    if str(setting) == "auto" and (cfg.get("model") or {}).get("kind", "lm") != "lm":
+        # ID baselines are cheap, and bf16's 8-bit mantissa would tie their catalogue scores
+        return "32-true"
+    precision, note = resolve_precision(setting, trainer.get("accelerator", "auto"))
     if say and note and rank_zero_only.rank == 0:
         print(note)
     return precision

@@ -46,6 +46,7 @@ class DataConfig:
     split_seed: int = 0  # random, cold_user, cold_item
     few_shot: int | None = None  # train on K examples (drawn once per seed, saved), validate on K
     min_user_interactions: int = 3  # loo: fewer → the user's rows stay in train only
+    merge_duplicate_items: bool = False  # one id per film listed twice (data/duplicates.py)
     history_len: int = 10  # most recent history items offered to the prompt
     max_tokens: int = 128  # token budget; history is cut oldest-first to fit
     max_train_examples: int | None = None  # seeded cap on training examples (CPU runs)
@@ -142,6 +143,12 @@ def on_own_schema(group: str, node) -> DictConfig:
     folders written before each option had its own schema carry every option's fields; the ones
     this option does not have are dropped."""
     option = node[OPTION_KEYS[group]]
+    if group == "model" and option == "mf" and node.get("objective") == "bpr":
+        raise ConfigError(
+            "this run used model.kind=mf with model.objective=bpr, a biased MF with unfiltered "
+            "negatives that issue 16 replaced by the textbook BPR (model.kind=bpr). Its settings "
+            "cannot rebuild it; train it again with `promptrec-train experiment=baseline_bpr`."
+        )
     schemas = OPTION_SCHEMAS[group]
     if option not in schemas:
         raise ConfigError(

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from promptrec.runtime.build import build_run, close_loggers, resolve_checkpoint, with_run_config
 from promptrec.runtime.config import validate
-from promptrec.runtime.reporting import print_metrics, write_metrics
+from promptrec.runtime.reporting import print_metrics, side_facts, write_metrics
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
@@ -26,7 +26,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             for k, v in objects.trainer.callback_metrics.items()
             if k.startswith("test/")
         }
-        metrics.update(objects.info, checkpoint=str(cfg.ckpt_path))
+        metrics.update(objects.info, checkpoint=str(cfg.ckpt_path), **side_facts(objects.module))
         if objects.trainer.is_global_zero:
             write_metrics(run_dir, metrics)
     finally:

@@ -21,6 +21,15 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
+def side_facts(module) -> dict:
+    """What metrics.json keeps beside the metrics: counts (``counts``) and what validation chose
+    for testing (``chosen_on_val``, e.g. the F1-best threshold as a logit)."""
+    facts = {"counts": dict(sorted(module.counts.items()))} if module.counts else {}
+    if module.task.chosen:
+        facts["chosen_on_val"] = dict(module.task.chosen)
+    return facts
+
+
 def write_test_outputs(run_dir: Path, module) -> Path:
     """The task's per-example table (predictions.csv, or topk.csv for ranking, re-scorable later),
     the per-group metrics (slices.csv) and, for probabilities of a binary label, a calibration
@@ -63,5 +72,7 @@ def print_metrics(metrics: dict, title: str) -> None:
     table.add_column("value", justify="right")
     for key in sorted(metrics):
         value = metrics[key]
+        if isinstance(value, dict):  # counts and chosen settings: metrics.json has them
+            continue
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)

@@ -17,6 +17,7 @@ from promptrec.runtime.costs import peak_memory_mb
 from promptrec.runtime.reporting import (
     log_prompt_examples,
     print_metrics,
+    side_facts,
     write_metrics,
 )
 from promptrec.runtime.resume import resume_config, run_to_resume
@@ -54,7 +55,7 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
             {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         )
         metrics["best_checkpoint"] = ckpt or ""
-    return metrics
+    return {**metrics, **side_facts(module)}
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:

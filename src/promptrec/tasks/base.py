@@ -89,11 +89,13 @@ class Task(ABC):
     name: str
     Config: ClassVar[type] = TaskConfig  # its schema (conf/task/<name>.yaml is checked against it)
     headline: ClassVar[tuple[str, ...]] = ()  # the test metrics a summary shows first
+    counted: ClassVar[tuple[str, ...]] = ()  # values of ``evaluate`` that are counts, not metrics
     predictions_file = "predictions.csv"
     shows_target = True  # False: the prompt must not see the target (it is the answer)
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.chosen: dict = {}  # settings chosen on validation (saved in checkpoints), e.g. a threshold
 
     def prepare(self, catalog: Catalog, split: pd.DataFrame, folder: Path | None = None) -> None:  # noqa: B027
         """Learn what the task needs from the catalogue and the *training* split (never val/test

@@ -4,7 +4,9 @@
 cross-entropy; one forward pass scores every item. ``task.head=two_tower``: the same BERT encodes
 the prompt and each item's text (``prompt.templates.item``), see ``strategies/two_tower.py``; it can
 score items that never occur in training. At evaluation, every item the user interacted
-with before the target is excluded from the ranking (as RecBole does). The prompt never sees the
+with before the target is excluded from the ranking, for every model, sequential ones included.
+RecBole masks them for general recommenders (BPR, ItemKNN) but not for sequential ones (SASRec):
+``task.mask_history=false`` ranks the whole catalogue, as RecBole does there. The prompt never sees the
 target: a template that uses ``target`` fails for this task.
 """
 
@@ -38,6 +40,7 @@ class NextItemConfig(TaskConfig):
     temperature: float = 0.05  # two_tower: cosine / temperature = score
     sampled_negatives: int = 0  # two_tower: uniform items added to in-batch candidates
     item_max_tokens: int = 32  # two_tower: item texts are cut to this many tokens
+    mask_history: bool = True  # full ranking without the user's earlier items; false = all items
 
 
 class NextItemTask(Task):
@@ -84,6 +87,8 @@ class NextItemTask(Task):
     ) -> list[torch.Tensor]:
         """Items that may not be ranked: the user's earlier items (full ranking), or everything but
         the target and its saved negatives (sampled ranking). A re-consumed target stays rankable."""
+        if not self.negatives and not self.cfg.mask_history:
+            return [torch.empty(0, dtype=torch.long)] * len(examples)
         if not self.negatives:  # vectorised: ~100 seen items for each of 943 users
             seen = examples["seen_items"]
             counts = torch.as_tensor(seen.map(len).to_numpy(), dtype=torch.long)

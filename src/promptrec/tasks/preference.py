@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from promptrec.metrics import binary_metrics, grouped_auc
+from promptrec.metrics import best_f1_threshold, binary_metrics, grouped_auc
 from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
 
 
@@ -21,6 +21,7 @@ class PreferenceTask(Task):
     name = "preference"
     Config = PreferenceConfig
     headline = ("auc", "logloss", "f1")
+    counted = ("gauc_users",)
 
     @property
     def num_outputs(self) -> int:
@@ -51,8 +52,7 @@ class PreferenceTask(Task):
         metrics = binary_metrics(prefix=f"{stage}/", sync_on_compute=False)
         metrics.update(logits, labels)
         values = {k: float(v) for k, v in metrics.compute().items()}
-        if labels.min() == labels.max():  # AUC needs both classes; torchmetrics would return 0
-            values[f"{stage}/auc"] = float("nan")
+        values.update(self._at_chosen_threshold(stage, logits, labels))
         gauc, users = grouped_auc(logits, labels, examples["user_id"].tolist())
         values[f"{stage}/gauc_users"] = float(users)  # users holding both classes
         if gauc is not None:
@@ -66,3 +66,19 @@ class PreferenceTask(Task):
             score=torch.sigmoid(logits).numpy(),
         )
         return values, table
+
+    def _at_chosen_threshold(self, stage: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        """Validation chooses the logit cut-off with the best F1; other stages report accuracy and
+        F1 at it (a model that says "like" to everyone scores well at 0.5 and poorly here)."""
+        if stage == "val":
+            self.chosen["threshold"] = best_f1_threshold(logits, labels)
+            return {}
+        cut = self.chosen.get("threshold")
+        if cut is None:  # no validation ran, or it held one class
+            return {}
+        predicted, truth = logits.double() > cut, labels.bool()
+        true_pos = int((predicted & truth).sum())
+        wrong = int((predicted != truth).sum())
+        return {f"{stage}/accuracy_at_val_threshold": 1 - wrong / len(truth),
+                f"{stage}/f1_at_val_threshold": 2 * true_pos / (2 * true_pos + wrong)
+                if true_pos + wrong else float("nan")}  # fmt: skip

@@ -1,0 +1,127 @@
+"""The tables of ``docs/results.md``, generated from the run folders committed beside it.
+
+The page is prose with generated blocks, one per task::
+
+    <!-- results: preference -->
+    | model | command | n | AUC ↑ | … |
+    <!-- end results -->
+
+``make results`` (``promptrec-summarize docs/results/runs --results docs/results.md``) rewrites
+every block from ``docs/results/runs/<name>/``; ``--check`` fails when the page differs, which
+``tests/test_results.py`` runs, so no number on the page can drift from its run folder. Runs of one
+configuration (the same saved settings, seeds aside) pool into mean ± std (ddof=1) with n.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from promptrec.errors import ConfigError
+from promptrec.experiments.runs import load_runs
+from promptrec.experiments.summary import best_rows, setting_columns
+from promptrec.metrics.names import direction
+
+COLUMNS = {
+    "preference": ["test/auc", "test/logloss", "test/accuracy", "test/f1",
+                   "test/f1_at_val_threshold"],
+    "rating": ["test/rmse", "test/mae"],
+    "next_item": ["test/hr@10", "test/ndcg@10", "test/mrr@10", "test/hr@20", "test/ndcg@20",
+                  "test/coverage@10"],
+}  # fmt: skip
+BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- end results -->)", re.DOTALL)
+NOT_COMMANDS = ("seed=", "logger=", "hydra.", "paths.")  # where and how it logged, not what ran
+
+
+def command(folder: str) -> str:
+    """The ``promptrec-train`` command that made a run, seed and file locations aside."""
+    overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
+    kept = [str(o) for o in overrides if not str(o).lstrip("+~").startswith(NOT_COMMANDS)]
+    return "`" + " ".join(["promptrec-train", *kept]) + "`"
+
+
+def model_name(run: pd.Series) -> str:
+    """What was trained, in a few words: the baseline's kind, or backbone · tuning · prompt."""
+    kind = run.get("cfg/model.kind")
+    if kind != "lm":
+        return {"pop": "Popularity", "itemknn": "ItemKNN", "mf": "biased MF", "bpr": "BPR-MF",
+                "fm": "FM (ids + side features)", "sasrec": "SASRec"}.get(kind, str(kind))  # fmt: skip
+    backbone = str(run.get("cfg/model.name_or_path", "")).rsplit("/", 1)[-1]
+    return f"{backbone} · {run.get('cfg/tuning.mode')} · {run.get('cfg/prompt.name')} prompt"
+
+
+def _cell(metric: str, values: pd.Series) -> str:
+    if values.empty:
+        return "–"
+    text = f"{values.mean():.4f}"
+    return text + (f" ± {values.std(ddof=1):.4f}" if len(values) > 1 else "")
+
+
+def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows launched with the same command (defaults changed between them) get the saved settings
+    in which they differ, among those every such row has."""
+    for _, same in table.groupby("command"):
+        if len(same) < 2:
+            continue
+        settings = pd.DataFrame(list(same["settings"]), index=same.index).dropna(axis=1)
+        differ = [c for c in settings.columns if settings[c].map(str).nunique() > 1]
+        for i in same.index:
+            saved = ", ".join(f"{c.removeprefix('cfg/')}={settings.at[i, c]}" for c in differ)
+            table.at[i, "command"] += f" (saved: {saved})" if saved else ""
+    return table
+
+
+def task_table(runs: pd.DataFrame, task: str) -> str:
+    """One row per configuration: model, command, n, and mean ± std of the task's columns."""
+    done = runs[(runs["cfg/task.name"] == task) & (runs["status"] == "finished")]
+    if done.empty:
+        raise ConfigError(f"no finished {task} run among the result run folders.")
+    metrics = [m for m in COLUMNS[task] if m in done.columns]
+    keys = setting_columns(done)  # the saved settings, seed and file locations aside
+    key_text = done[keys].map(str).agg("\x1f".join, axis=1)
+    rows = []
+    for _, group in done.groupby(key_text, sort=False):
+        row = {"model": model_name(group.iloc[0]), "command": command(group["run"].iloc[0]),
+               "n": len(group), "settings": group.iloc[0][keys]}  # fmt: skip
+        for m in metrics:
+            values = pd.to_numeric(group[m], errors="coerce").dropna()
+            row[m], row[f"{m} cell"] = (values.mean() if len(values) else np.nan), _cell(m, values)
+        rows.append(row)
+    table = _told_apart(pd.DataFrame(rows))
+    table = table.assign(lm=table["model"].str.contains("·")).sort_values(
+        ["lm", "model", "command"]
+    )
+    table = table.reset_index(drop=True)
+    best = {m: best_rows(table, m) for m in metrics}
+    names = [f"{m.split('/', 1)[1]} {'↓' if direction(m) == 'min' else '↑'}" for m in metrics]
+    lines = [
+        "| model | command | n | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(metrics),
+    ]
+    for i, row in table.iterrows():
+        cells = [f"**{row[f'{m} cell']}**" if i in best[m] else row[f"{m} cell"] for m in metrics]
+        lines.append(
+            f"| {row['model']} | {row['command']} | {row['n']} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_page(page: str, runs_dir: Path) -> str:
+    """The page with every generated block rebuilt from the run folders under ``runs_dir``."""
+    runs = load_runs([runs_dir])
+    return BLOCK.sub(lambda m: m.group(1) + task_table(runs, m.group(2)) + m.group(4), page)
+
+
+def update_page(page_file: Path, runs_dir: Path, check: bool = False) -> bool:
+    """Rewrite the page (or, with ``check``, only compare); True when it was already current."""
+    page = page_file.read_text()
+    if not BLOCK.search(page):
+        raise ConfigError(f"{page_file} has no '<!-- results: <task> -->' block to generate.")
+    fresh = render_page(page, runs_dir)
+    if not check and fresh != page:
+        page_file.write_text(fresh)
+    return fresh == page
