@@ -47,6 +47,8 @@ def command(folder: str) -> str:
 def model_name(run: pd.Series) -> str:
     """What was trained, in a few words: the baseline's kind, or backbone · tuning · prompt."""
     kind = run.get("cfg/model.kind")
+    if kind == "fm" and run.get("cfg/model.side_features") is False:
+        return "FM (ids only)"
     if kind != "lm":
         return {"pop": "Popularity", "itemknn": "ItemKNN", "mf": "biased MF", "bpr": "BPR-MF",
                 "fm": "FM (ids + side features)", "sasrec": "SASRec"}.get(kind, str(kind))  # fmt: skip
@@ -63,7 +65,7 @@ def _cell(metric: str, values: pd.Series) -> str:
 
 def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
     """Rows launched with the same command (defaults changed between them) get the saved settings
-    in which they differ, among those every such row has."""
+    in which they differ, among those every such row has, and their run folders' names."""
     for _, same in table.groupby("command"):
         if len(same) < 2:
             continue
@@ -71,7 +73,9 @@ def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
         differ = [c for c in settings.columns if settings[c].map(str).nunique() > 1]
         for i in same.index:
             saved = ", ".join(f"{c.removeprefix('cfg/')}={settings.at[i, c]}" for c in differ)
-            table.at[i, "command"] += f" (saved: {saved})" if saved else ""
+            table.at[i, "command"] += (
+                f" ({'saved: ' + saved + '; ' if saved else ''}runs: {same.at[i, 'folders']})"
+            )
     return table
 
 
@@ -86,7 +90,8 @@ def task_table(runs: pd.DataFrame, task: str) -> str:
     rows = []
     for _, group in done.groupby(key_text, sort=False):
         row = {"model": model_name(group.iloc[0]), "command": command(group["run"].iloc[0]),
-               "n": len(group), "settings": group.iloc[0][keys]}  # fmt: skip
+               "n": len(group), "settings": group.iloc[0][keys],
+               "folders": ", ".join(sorted(Path(r).name for r in group["run"]))}  # fmt: skip
         for m in metrics:
             values = pd.to_numeric(group[m], errors="coerce").dropna()
             row[m], row[f"{m} cell"] = (values.mean() if len(values) else np.nan), _cell(m, values)
@@ -110,10 +115,39 @@ def task_table(runs: pd.DataFrame, task: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reference_table(runs: pd.DataFrame, references: list) -> str:
+    """Each quoted figure of another implementation beside the mean of this project's runs of
+    the same command (``docs/results/references.yaml``)."""
+    done = runs[runs["status"] == "finished"]
+    commands = done["run"].map(command)
+    lines = ["| model | source | metric | quoted | here (mean) | n | here ÷ quoted |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for ref in references:
+        mine = done[commands == f"`{ref['command']}`"]
+        if mine.empty:
+            raise ConfigError(f"references.yaml: no finished run of `{ref['command']}` to compare.")
+        for metric, quoted in ref["metrics"].items():
+            here = pd.to_numeric(mine[metric], errors="coerce").mean()
+            lines.append(f"| {ref['model']} | {ref['source']} | {metric.split('/', 1)[1]} | "
+                         f"{quoted:.4f} | {here:.4f} | {len(mine)} | {here / quoted:.2f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def render_page(page: str, runs_dir: Path) -> str:
-    """The page with every generated block rebuilt from the run folders under ``runs_dir``."""
+    """The page with every generated block rebuilt from the run folders under ``runs_dir`` (and
+    the quoted figures in ``references.yaml`` beside it)."""
     runs = load_runs([runs_dir])
-    return BLOCK.sub(lambda m: m.group(1) + task_table(runs, m.group(2)) + m.group(4), page)
+    references_file = runs_dir.parent / "references.yaml"
+
+    def block(match: re.Match) -> str:
+        name = match.group(2)
+        if name == "references":
+            body = reference_table(runs, OmegaConf.to_container(OmegaConf.load(references_file)))
+        else:
+            body = task_table(runs, name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(block, page)
 
 
 def update_page(page_file: Path, runs_dir: Path, check: bool = False) -> bool:

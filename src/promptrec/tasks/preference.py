@@ -69,7 +69,8 @@ class PreferenceTask(Task):
 
     def _at_chosen_threshold(self, stage: str, logits: torch.Tensor, labels: torch.Tensor) -> dict:
         """Validation chooses the logit cut-off with the best F1; other stages report accuracy and
-        F1 at it (a model that says "like" to everyone scores well at 0.5 and poorly here)."""
+        F1 at it. A model whose probabilities all sit on one side of 0.5 predicts one class for
+        everyone at 0.5, which says nothing of how well it ranks; a chosen cut-off does not."""
         if stage == "val":
             self.chosen["threshold"] = best_f1_threshold(logits, labels)
             return {}

@@ -1,0 +1,81 @@
+"""docs/results.md against the run folders committed beside it: the page's tables regenerate
+exactly, and every run's headline metrics re-score from its own per-example table."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from conftest import REPO
+from promptrec.cli.summarize import main as summarize
+from promptrec.experiments.results import update_page
+from promptrec.experiments.runs import find_runs
+
+RUNS = REPO / "docs" / "results" / "runs"
+PAGE = REPO / "docs" / "results.md"
+
+
+def test_results_page_is_generated_from_the_committed_run_folders():
+    assert update_page(PAGE, RUNS, check=True), "docs/results.md is stale: run `make results`"
+
+
+def test_check_fails_on_a_hand_edited_number_and_results_mends_it(tmp_path, capsys):
+    page = tmp_path / "results.md"
+    original = PAGE.read_text()
+    edited = original.replace("| 3 |", "| 4 |", 1)  # a seed count typed by hand
+    assert edited != original
+    page.write_text(edited)
+    with pytest.raises(SystemExit) as stopped:
+        summarize([str(RUNS), "--results", str(page), "--check"])
+    assert stopped.value.code == 1 and "make results" in capsys.readouterr().out
+    summarize([str(RUNS), "--results", str(page)])
+    assert page.read_text() == original
+
+
+def test_seeds_of_one_configuration_pool_into_mean_std_and_n(tmp_path):
+    seeds = sorted(p for p in RUNS.iterdir() if p.name.startswith("bpr_s"))
+    assert len(seeds) == 3
+    for folder in seeds:
+        shutil.copytree(folder, tmp_path / "runs" / folder.name)
+    page = tmp_path / "page.md"
+    page.write_text("<!-- results: next_item -->\n<!-- end results -->\n")
+    update_page(page, tmp_path / "runs")
+    row = page.read_text().splitlines()[3]
+    hr = [json.loads((f / "metrics.json").read_text())["test/hr@10"] for f in seeds]
+    assert row.startswith("| BPR-MF | `promptrec-train experiment=baseline_bpr` | 3 |")
+    assert f"{np.mean(hr):.4f} ± {np.std(hr, ddof=1):.4f}" in row
+
+
+def _rescore(folder: Path) -> dict:
+    """Headline metrics recomputed from the per-example table alone, independently of PromptRec."""
+    if (folder / "topk.csv").is_file():
+        topk = pd.read_csv(folder / "topk.csv", dtype=str)
+        lists = [items.split() for items in topk["items"]]
+        ranks = [lst.index(t) if t in lst else None for lst, t in zip(lists, topk["target"])]
+        out = {}
+        for k in (10, 20):
+            out[f"test/hr@{k}"] = np.mean([r is not None and r < k for r in ranks])
+            out[f"test/ndcg@{k}"] = np.mean(
+                [1 / math.log2(r + 2) if r is not None and r < k else 0.0 for r in ranks]
+            )
+        return out
+    table = pd.read_csv(folder / "predictions.csv")
+    if "logit" in table:
+        return {"test/auc": skm.roc_auc_score(table["label"], table["logit"]),
+                "test/accuracy": skm.accuracy_score(table["label"], table["logit"] > 0)}  # fmt: skip
+    error = table["predicted"] - table["rating"]
+    return {"test/rmse": math.sqrt(np.mean(error**2)), "test/mae": np.mean(np.abs(error))}
+
+
+@pytest.mark.parametrize("folder", find_runs([RUNS]), ids=lambda p: p.name)
+def test_every_published_run_rescores_from_its_predictions(folder):
+    saved = json.loads((folder / "metrics.json").read_text())
+    for metric, value in _rescore(folder).items():
+        assert saved[metric] == pytest.approx(value, abs=1e-6), metric
