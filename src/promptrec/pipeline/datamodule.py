@@ -57,9 +57,7 @@ class PreparedData:
     catalog: Catalog  # user/item indices and training popularity
     split: pd.DataFrame  # every interaction with its split (per-group test metrics read it)
     users: pd.DataFrame  # user profiles (per-group test metrics read them)
-    items: pd.DataFrame | None = (
-        None  # item facts (title, year, genres): feature baselines read them
-    )
+    items: pd.DataFrame | None = None  # titles, years, genres (the FM's side features)
     duplicates: dict | None = None  # a film's second item id → its first (data/duplicates.py)
     encoder: PromptEncoder | None = None  # language models: encodes further (edited) examples
 
@@ -101,9 +99,7 @@ class RecDataModule(L.LightningDataModule):
         copies = duplicate_items(data.items)
         settings = {"name": cfg.split, "min_user_interactions": cfg.min_user_interactions,
                     "ratios": list(cfg.split_ratios), "seed": cfg.split_seed}  # fmt: skip
-        if cfg.get(
-            "merge_duplicate_items"
-        ):  # a key of its own only when on: old splits keep theirs
+        if cfg.get("merge_duplicate_items"):  # in the key only when on: old splits keep theirs
             data, settings["merge_duplicate_items"] = merge_duplicate_items(data, copies), True
         elif copies:
             print(f"data: {len(copies)} items repeat another item's title and year under a second "
@@ -143,7 +139,8 @@ class RecDataModule(L.LightningDataModule):
     def use_hidden_states(self, lower, precision: str) -> None:
         """Batches carry every prompt's states at a ``tuning.freeze_layers`` cut, read from the
         on-disk cache (built here on first use, by the frozen lower layers, in the run's
-        precision). The key adds the lower layers' weights, the cut, the precision and the attention code."""
+        precision). The key adds the lower layers' weights, the cut, the precision and the
+        attention code."""
         storage = storage_for(precision)
         weights = hashlib.sha256()
         for name, tensor in sorted(lower.state_dict().items()):
