@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from promptrec.errors import ConfigError
 from promptrec.experiments.runs import load_runs
-from promptrec.experiments.summary import best_rows, setting_columns
+from promptrec.experiments.summary import best_rows, configuration_key, setting_columns
 from promptrec.metrics.names import direction
 
 COLUMNS = {
@@ -56,7 +56,7 @@ def model_name(run: pd.Series) -> str:
     return f"{backbone} · {run.get('cfg/tuning.mode')} · {run.get('cfg/prompt.name')} prompt"
 
 
-def _cell(metric: str, values: pd.Series) -> str:
+def _cell(values: pd.Series) -> str:
     if values.empty:
         return "–"
     text = f"{values.mean():.4f}"
@@ -86,15 +86,14 @@ def task_table(runs: pd.DataFrame, task: str) -> str:
         raise ConfigError(f"no finished {task} run among the result run folders.")
     metrics = [m for m in COLUMNS[task] if m in done.columns]
     keys = setting_columns(done)  # the saved settings, seed and file locations aside
-    key_text = done[keys].map(str).agg("\x1f".join, axis=1)
     rows = []
-    for _, group in done.groupby(key_text, sort=False):
+    for _, group in done.groupby(configuration_key(done), sort=False):
         row = {"model": model_name(group.iloc[0]), "command": command(group["run"].iloc[0]),
                "n": len(group), "settings": group.iloc[0][keys],
                "folders": ", ".join(sorted(Path(r).name for r in group["run"]))}  # fmt: skip
         for m in metrics:
             values = pd.to_numeric(group[m], errors="coerce").dropna()
-            row[m], row[f"{m} cell"] = (values.mean() if len(values) else np.nan), _cell(m, values)
+            row[m], row[f"{m} cell"] = (values.mean() if len(values) else np.nan), _cell(values)
         rows.append(row)
     table = _told_apart(pd.DataFrame(rows))
     table = table.assign(lm=table["model"].str.contains("·")).sort_values(

@@ -43,14 +43,18 @@ def varying_labels(runs: pd.DataFrame) -> list[str]:
     return sorted(varying, key=lambda n: (first.index(n) if n in first else len(first), n))
 
 
+def configuration_key(runs: pd.DataFrame) -> pd.Series:
+    """One text per run that is equal exactly for runs of one configuration (seed aside)."""
+    keys = setting_columns(runs)
+    return runs[keys].map(str).agg("\x1f".join, axis=1) if keys else pd.Series("", runs.index)
+
+
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Mean and standard deviation (over seeds, ddof=1) of each metric per configuration, plus
     how many runs finished and failed. Failed or unfinished runs never enter a mean."""
-    keys = setting_columns(runs)
     shown = varying_labels(runs)
-    key_text = runs[keys].map(str).agg("\x1f".join, axis=1) if keys else pd.Series("", runs.index)
     rows = []
-    for _, group in runs.groupby(key_text, sort=False):
+    for _, group in runs.groupby(configuration_key(runs), sort=False):
         done = group[group["status"] == "finished"]
         row = {name: group[label_column(group, name)].iloc[0] for name in shown}
         row["runs"] = len(done)

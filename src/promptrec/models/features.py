@@ -22,8 +22,8 @@ class FeatureTable:
     size: int  # vocabulary size, padding included
 
 
-def _decade(values: pd.Series, name: str) -> list[str]:
-    return [f"{name}={int(v) // 10 * 10}s" if pd.notna(v) else f"{name}=unknown" for v in values]
+def _decade(value, name: str) -> list[str]:
+    return [f"{name}={int(value) // 10 * 10}s" if pd.notna(value) else f"{name}=unknown"]
 
 
 def _rows(frame: pd.DataFrame, ids: list[str], columns: dict) -> list[list[str]]:
@@ -52,10 +52,10 @@ def feature_table(catalog: Catalog, users: pd.DataFrame, items: pd.DataFrame, si
                   ) -> FeatureTable:  # fmt: skip
     """Feature ids of every catalogue user and item; ``side=False`` keeps the two ids only
     (then the model is plain MF with biases, fitted like the FM)."""
-    user_columns = {"age": lambda v: _decade(pd.Series([v]), "age"),
+    user_columns = {"age": lambda v: _decade(v, "age"),
                     "gender": lambda v: [f"gender={v}"],
                     "occupation": lambda v: [f"occupation={v}"]} if side else {}  # fmt: skip
-    item_columns = {"year": lambda v: _decade(pd.Series([v]), "year"),
+    item_columns = {"year": lambda v: _decade(v, "year"),
                     "genres": lambda v: [f"genre={g}" for g in v]} if side else {}  # fmt: skip
     vocabulary: dict[str, int] = {}
     user_rows = _rows(users.assign(key=users["user_id"]), catalog.user_ids, user_columns)
