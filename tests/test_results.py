@@ -15,7 +15,8 @@ from sklearn import metrics as skm
 
 from conftest import REPO
 from promptrec.cli.summarize import main as summarize
-from promptrec.experiments.results import update_page
+from promptrec.errors import ConfigError
+from promptrec.experiments.results import reference_figures, update_page
 from promptrec.experiments.runs import find_runs
 
 RUNS = REPO / "docs" / "results" / "runs"
@@ -51,6 +52,20 @@ def test_seeds_of_one_configuration_pool_into_mean_std_and_n(tmp_path):
     hr = [json.loads((f / "metrics.json").read_text())["test/hr@10"] for f in seeds]
     assert row.startswith("| BPR-MF | `promptrec-train experiment=baseline_bpr` | 3 |")
     assert f"{np.mean(hr):.4f} ± {np.std(hr, ddof=1):.4f}" in row
+
+
+def test_a_measured_reference_is_the_mean_of_its_matching_runs_and_none_is_refused(tmp_path):
+    runs = [{"model": "BPR", "split": "promptrec", "seed": s, "test/hr@10": hr}
+            for s, hr in ((1, 0.10), (2, 0.14))] + [
+            {"model": "BPR", "split": "recbole", "seed": 1, "test/hr@10": 0.50}]  # fmt: skip
+    (tmp_path / "ref.json").write_text(json.dumps({"runs": runs}))
+    ref = {"measured": {"file": "ref.json", "model": "BPR", "split": "promptrec"},
+           "compare": ["test/hr@10"]}  # fmt: skip
+    figures, n = reference_figures(ref, tmp_path)
+    assert n == 2 and figures["test/hr@10"] == pytest.approx(0.12)
+    ref["measured"]["split"] = "other"
+    with pytest.raises(ConfigError, match="no run in .*ref.json matches"):
+        reference_figures(ref, tmp_path)
 
 
 def _rescore(folder: Path) -> dict:

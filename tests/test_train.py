@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 from omegaconf import open_dict
+from sklearn.metrics import roc_auc_score
 
 from conftest import compose_config, tiny_overrides
 from promptrec.errors import ConfigError
@@ -65,8 +66,14 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
     assert ((preds.rating >= 4).astype(int) == preds.label).all()
     assert preds.score.between(0, 1).all()
 
+    # the tested weights on validation too (a late fusion fits on these), not logged again
+    val = pd.read_csv(run / "val_predictions.csv", dtype={"user_id": str, "item_id": str})
+    assert list(val.columns) == list(preds.columns) and len(val) == 30
+    assert set(val.user_id) == set(preds.user_id) and not val.item_id.equals(preds.item_id)
+    assert roc_auc_score(val.label, val.logit) == pytest.approx(saved["val/auc_best"], abs=1e-6)
+
     csv_log = pd.read_csv(run / "csv" / "metrics.csv")
-    assert "train/loss" in csv_log and csv_log["val/auc"].notna().any()
+    assert "train/loss" in csv_log and csv_log["val/auc"].notna().sum() == cfg.trainer.max_epochs
     shown = pd.read_csv(run / "prompt_examples.csv")  # also logged to W&B as prompts/examples
     assert len(shown) == 8 and shown.prompt.str.startswith("[CLS] ").all()
     offline = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -92,6 +99,8 @@ def test_full_run_writes_every_output_and_eval_reproduces_it(tiny_model_dir, dat
         tmp_path / "e" / "run" / "predictions.csv", dtype={"user_id": str, "item_id": str}
     )
     pd.testing.assert_frame_equal(eval_preds, preds)
+    eval_val = pd.read_csv(tmp_path / "e" / "run" / "val_predictions.csv", dtype=str)
+    pd.testing.assert_frame_equal(eval_val, pd.read_csv(run / "val_predictions.csv", dtype=str))
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ configuration (the same saved settings, seeds aside) pool into mean ± std (ddof
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -114,21 +115,38 @@ def task_table(runs: pd.DataFrame, task: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reference_table(runs: pd.DataFrame, references: list) -> str:
-    """Each quoted figure of another implementation beside the mean of this project's runs of
-    the same command (``docs/results/references.yaml``)."""
+def reference_figures(ref: dict, folder: Path) -> tuple[dict, int | None]:
+    """A reference's figures and how many runs they average: typed from a source (``metrics``),
+    or measured (``measured``: the runs of a JSON file written by a reference script, filtered by
+    its fields, e.g. bench/recbole_reference.py's ``{file, model, split}``)."""
+    if "metrics" in ref:
+        return ref["metrics"], None  # how many runs a quoted figure averages is not known
+    where = dict(ref["measured"])
+    path = folder / where.pop("file")
+    rows = pd.DataFrame(json.loads(path.read_text())["runs"])
+    for field, value in where.items():
+        rows = rows[rows[field] == value]
+    if rows.empty:
+        raise ConfigError(f"references.yaml: no run in {path} matches {where}.")
+    return {m: rows[m].mean() for m in ref["compare"]}, len(rows)
+
+
+def reference_table(runs: pd.DataFrame, references: list, folder: Path) -> str:
+    """Each figure of another implementation beside the mean of this project's runs of the same
+    command (``docs/results/references.yaml``; measured figures are read from ``folder``)."""
     done = runs[runs["status"] == "finished"]
     commands = done["run"].map(command)
-    lines = ["| model | source | metric | quoted | here (mean) | n | here ÷ quoted |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| model | source | metric | reference | n | here (mean) | n | here ÷ reference |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for ref in references:
         mine = done[commands == f"`{ref['command']}`"]
         if mine.empty:
             raise ConfigError(f"references.yaml: no finished run of `{ref['command']}` to compare.")
-        for metric, quoted in ref["metrics"].items():
+        figures, n_ref = reference_figures(ref, folder)
+        for metric, theirs in figures.items():
             here = pd.to_numeric(mine[metric], errors="coerce").mean()
             lines.append(f"| {ref['model']} | {ref['source']} | {metric.split('/', 1)[1]} | "
-                         f"{quoted:.4f} | {here:.4f} | {len(mine)} | {here / quoted:.2f} |")  # fmt: skip
+                         f"{theirs:.4f} | {n_ref or '–'} | {here:.4f} | {len(mine)} | {here / theirs:.2f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +159,8 @@ def render_page(page: str, runs_dir: Path) -> str:
     def block(match: re.Match) -> str:
         name = match.group(2)
         if name == "references":
-            body = reference_table(runs, OmegaConf.to_container(OmegaConf.load(references_file)))
+            references = OmegaConf.to_container(OmegaConf.load(references_file))
+            body = reference_table(runs, references, references_file.parent)
         else:
             body = task_table(runs, name)
         return match.group(1) + body + match.group(4)

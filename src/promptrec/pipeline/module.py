@@ -17,6 +17,7 @@ import lightning as L
 import pandas as pd
 import torch
 import torch.nn as nn
+from lightning.pytorch.trainer.states import TrainerFn
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from promptrec.errors import ConfigError
@@ -63,6 +64,7 @@ class RecModule(L.LightningModule):
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.test_predictions: pd.DataFrame | None = None  # the test loop's output tables:
         self.test_slices: pd.DataFrame | None = None  # per example, and per user/item group
+        self.val_predictions: pd.DataFrame | None = None  # the best checkpoint's, per example
         self.counts: dict[str, float] = {}  # numbers that are not metrics (e.g. test/gauc_users)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -131,7 +133,9 @@ class RecModule(L.LightningModule):
         first[1:] = ids[1:] != ids[:-1]
         return ids[first], outputs[first]
 
-    def _evaluate(self, stage: str) -> tuple[pd.DataFrame, torch.Tensor, pd.DataFrame]:
+    def _evaluate(
+        self, stage: str, log: bool = True
+    ) -> tuple[pd.DataFrame, torch.Tensor, pd.DataFrame]:
         ids, outputs = self._gathered(stage)
         examples = self.trainer.datamodule.prepared.examples[stage].set_index(
             "example_id", drop=False
@@ -140,7 +144,8 @@ class RecModule(L.LightningModule):
         metrics, table = self.task.evaluate(stage, outputs.cpu(), examples)
         counted = {k for k in metrics if k.split("/", 1)[-1] in self.task.counted}
         self.counts.update({k: metrics.pop(k) for k in counted})  # metrics.json's "counts"
-        self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
+        if log:
+            self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
         return table, outputs.cpu(), examples
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -150,7 +155,12 @@ class RecModule(L.LightningModule):
         if self.trainer.sanity_checking:
             self._outputs.pop("val", None)
             return
-        self._evaluate("val")
+        # a validation on its own (``trainer.validate``, after testing the best checkpoint) keeps
+        # the per-example table: the held-out predictions a late fusion fits its weights on
+        alone = self.trainer.state.fn == TrainerFn.VALIDATING
+        table, _, _ = self._evaluate("val", log=not alone)
+        if alone:
+            self.val_predictions = table
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._collect("test", batch)

@@ -12,7 +12,8 @@ from promptrec.runtime.reporting import print_metrics, side_facts, write_metrics
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
-    """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv."""
+    """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv (and the
+    validation split's, val_predictions.csv, as a training run does)."""
     cfg = with_run_config(resolve_checkpoint(cfg))
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
@@ -27,6 +28,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             if k.startswith("test/")
         }
         metrics.update(objects.info, checkpoint=str(cfg.ckpt_path), **side_facts(objects.module))
+        objects.trainer.validate(objects.module, datamodule=objects.datamodule,  # val_predictions.csv
+                                 ckpt_path=cfg.ckpt_path, weights_only=True, verbose=False)  # fmt: skip
         if objects.trainer.is_global_zero:
             write_metrics(run_dir, metrics)
     finally:

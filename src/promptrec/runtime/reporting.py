@@ -45,7 +45,8 @@ def write_test_outputs(run_dir: Path, module) -> Path:
 
 
 class TestOutputWriter(L.Callback):
-    """Writes the test tables from inside the test loop on global rank zero. Under DDP every
+    """Writes the test tables from inside the test loop on global rank zero, and the validation
+    table (``val_`` + the test table's name) from inside a validation on its own. Under DDP every
     rank holds the gathered predictions, and under ``ddp_spawn`` only the workers do (the
     launching process never sees them), so this is the one place that works for every strategy
     and writes each file once."""
@@ -56,6 +57,11 @@ class TestOutputWriter(L.Callback):
     def on_test_end(self, trainer, pl_module):
         if trainer.is_global_zero:
             write_test_outputs(self.run_dir, pl_module)
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.is_global_zero and pl_module.val_predictions is not None:
+            path = self.run_dir / f"val_{pl_module.task.predictions_file}"
+            write_atomic(path, pl_module.val_predictions.to_csv(index=False))
 
 
 def log_prompt_examples(run_dir: Path, loggers: list[Logger], sample: pd.DataFrame) -> None:

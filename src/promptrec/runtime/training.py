@@ -55,6 +55,10 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
             {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         )
         metrics["best_checkpoint"] = ckpt or ""
+        # the same weights on validation, per example (val_predictions.csv): what a late fusion
+        # of this run with others fits its weights on, never on test
+        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True,
+                         verbose=False)  # fmt: skip
     return {**metrics, **side_facts(module)}
 
 
