@@ -39,7 +39,11 @@ NOT_COMMANDS = ("seed=", "logger=", "hydra.", "paths.")  # where and how it logg
 
 
 def command(folder: str) -> str:
-    """The ``promptrec-train`` command that made a run, seed and file locations aside."""
+    """The ``promptrec-train`` command that made a run, seed and file locations aside (for a late
+    fusion: the commands of the runs it fused)."""
+    fused = OmegaConf.select(OmegaConf.load(Path(folder) / ".hydra" / "config.yaml"), "ensemble_of")
+    if fused is not None:
+        return "`promptrec-ensemble` of " + " + ".join(f"`{c}`" for c in fused)
     overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
     kept = [str(o) for o in overrides if not str(o).lstrip("+~").startswith(NOT_COMMANDS)]
     return "`" + " ".join(["promptrec-train", *kept]) + "`"
@@ -48,6 +52,8 @@ def command(folder: str) -> str:
 def model_name(run: pd.Series) -> str:
     """What was trained, in a few words: the baseline's kind, or backbone · tuning · prompt."""
     kind = run.get("cfg/model.kind")
+    if kind == "ensemble":
+        return "late fusion: " + " + ".join(json.loads(run.get("cfg/model.members", "[]")))
     if kind == "fm" and run.get("cfg/model.side_features") is False:
         return "FM (ids only)"
     if kind != "lm":
