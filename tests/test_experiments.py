@@ -88,6 +88,10 @@ def test_summarize_pools_seeds_into_mean_and_std_per_configuration(sweep, tmp_pa
         )
     markdown = (out / "summary.md").read_text()
     assert markdown.count("±") >= 4 and "**" in markdown
+    # each configuration's interval, and one best that the others are compared with
+    assert table["95% CI"].str.fullmatch(r"\[0\.\d{4}, [01]\.\d{4}\]").all()
+    assert (table["Δ vs best [95% CI]"] == "best").sum() == 1
+    assert set(table["real?"]) <= {"yes", "no", "–"} and "paired bootstrap over the" in markdown
     for figure in ("heatmap", "params", "curves"):
         image = matplotlib.image.imread(out / f"{figure}_preference.png")
         assert image.shape[0] > 100 and image.shape[1] > 100

@@ -19,7 +19,14 @@ from rich.markdown import Markdown
 
 from promptrec.errors import PromptRecError
 from promptrec.experiments.runs import load_runs, offline_wandb_runs
-from promptrec.experiments.summary import headline_metrics, summarize, to_markdown, varying_labels
+from promptrec.experiments.significance import compare
+from promptrec.experiments.summary import (
+    configuration_key,
+    headline_metrics,
+    summarize,
+    to_markdown,
+    varying_labels,
+)
 from promptrec.metrics.names import at_stage
 from promptrec.runtime import plots as figures
 
@@ -36,6 +43,22 @@ def primary_metric(runs, requested: str | None) -> str:
     monitor = str(runs["cfg/task.monitor"].dropna().iloc[0])
     test = at_stage(monitor, "test")
     return test if test in runs else monitor
+
+
+def with_significance(table, runs, metric: str):
+    """The summary with each configuration's 95% interval of ``metric`` and whether it differs
+    from the best one (experiments/significance.py), and the sentence that says how."""
+    finished = runs[runs["status"] == "finished"]
+    groups = [list(g["run"]) for _, g in finished.groupby(configuration_key(finished), sort=False)]
+    keys = configuration_key(runs).unique()  # summarize's row order
+    done_keys = configuration_key(finished).unique()
+    if len(groups) == 0:
+        return table, ""
+    extra, note = compare(groups, metric)
+    if extra is None:
+        return table, f"No intervals: {note}."
+    extra.index = [list(keys).index(k) for k in done_keys]
+    return table.join(extra).fillna({c: "–" for c in extra.columns}), f"For {metric}: {note}"
 
 
 def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
@@ -58,10 +81,11 @@ def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
             metrics.insert(0, main_metric)
         settings = varying_labels(task_runs)
         table = summarize(task_runs, metrics)
+        table, note = with_significance(table, task_runs, main_metric)
         written[f"csv_{task}"] = out / f"summary_{task}.csv"
         table.to_csv(written[f"csv_{task}"], index=False)
         sections.append(
-            f"## {task}\n\n{tally}; mean ± std over seeds (ddof=1), best in bold.\n\n"
+            f"## {task}\n\n{tally}; mean ± std over seeds (ddof=1), best in bold. {note}\n\n"
             + to_markdown(table, metrics)
         )
         for name, fig in (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from promptrec.experiments.significance import COLUMNS as SIGNIFICANCE
 from promptrec.metrics.names import direction
 from promptrec.runtime.plots import label_column
 from promptrec.tasks import TASKS
@@ -86,11 +87,17 @@ def _number(metric: str, value: float) -> str:
 
 def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
     """A Markdown table: mean ± std over seeds, the best mean of each column in bold."""
-    settings = [c for c in summary.columns if c not in metrics and not c.endswith(" std")]
-    header = settings + [
-        f"{m} {'↓' if direction(m) == 'min' else '↑' if direction(m) else ''}".strip()
-        for m in metrics
-    ]
+    trailing = [c for c in SIGNIFICANCE if c in summary.columns]
+    settings = [c for c in summary.columns
+                if c not in metrics and c not in trailing and not c.endswith(" std")]  # fmt: skip
+    header = (
+        settings
+        + [
+            f"{m} {'↓' if direction(m) == 'min' else '↑' if direction(m) else ''}".strip()
+            for m in metrics
+        ]
+        + trailing
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {m: best_rows(summary, m) for m in metrics}
     for i, row in summary.iterrows():
@@ -101,5 +108,6 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
             if not pd.isna(std):
                 text += f" ± {_number(m, std)}"
             cells.append(f"**{text}**" if i in best[m] else text)
+        cells += [str(row[c]) for c in trailing]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
