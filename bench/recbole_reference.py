@@ -68,6 +68,7 @@ def run_one(model_name: str, split: str, seed: int) -> dict:
     from recbole.utils import get_model, get_trainer, init_seed
 
     with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # RecBole writes log_tensorboard/ into the working directory
         our_test = write_dataset(Path(tmp), split)
         settings = {
             "data_path": tmp, "seed": seed, "use_gpu": False, "show_progress": False,

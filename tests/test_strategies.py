@@ -173,3 +173,34 @@ def test_strategy_conflicts_fail_at_start_up(
     cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path), *overrides])
     with pytest.raises(ConfigError, match=message):
         validate(cfg)
+
+
+def test_item_init_text_starts_the_catalog_head_from_item_texts_and_popularity(
+    tiny_model_dir, data_dir, tmp_path
+):
+    from promptrec.runtime.build import build_datamodule, build_module
+
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path),
+                                   "task=next_item", "task.item_init=text"])  # fmt: skip
+    validate(cfg)
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    module, _ = build_module(cfg, datamodule)
+    head = module.model.backbone.classifier
+    strategy, catalog = datamodule.strategy, datamodule.prepared.catalog
+    assert strategy.item_texts[0].startswith("Toy Story (1995)")  # the item template's text
+    # independently: the same backbone, untouched, pooling each item text on its own
+    fresh = load_classifier(str(tiny_model_dir), len(catalog.item_ids)).eval()
+    with torch.no_grad():
+        pooled = torch.cat([fresh.base_model(**strategy.tokenizer([t], return_tensors="pt")).pooler_output
+                            for t in strategy.item_texts[:50]])  # fmt: skip
+        everything = torch.cat([fresh.base_model(**strategy.tokenizer(strategy.item_texts[i:i + 128], padding=True,
+                                return_tensors="pt")).pooler_output for i in range(0, len(strategy.item_texts), 128)])  # fmt: skip
+    expected = torch.nn.functional.normalize(pooled - everything.mean(0), dim=-1)
+    torch.testing.assert_close(head.weight[:50], expected, atol=1e-4, rtol=1e-3)
+    counts = torch.log1p(catalog.popularity.float())
+    torch.testing.assert_close(head.bias, counts - counts.mean())
+    bad = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path),
+                                   "task=next_item", "task.item_init=titles"])  # fmt: skip
+    with pytest.raises(ConfigError, match="task.item_init='titles' is invalid"):
+        validate(bad)

@@ -260,7 +260,15 @@ def test_saved_flat_configs_load_on_their_own_option_schema():
     assert typed.like_threshold == 3.5 and "temperature" not in typed and "head" not in typed
     tuning = on_own_schema("tuning", OmegaConf.create({"mode": "full", "lr": 1e-4, "merge_lora": False,
                                                        "virtual_tokens": 20, "lora": None}))  # fmt: skip
-    assert set(tuning) == {"mode", "lr", "weight_decay", "warmup_ratio", "decay", "freeze_layers"}
+    assert set(tuning) == {
+        "mode",
+        "lr",
+        "weight_decay",
+        "warmup_ratio",
+        "decay",
+        "freeze_layers",
+        "new_lr",
+    }
     assert tuning.decay  # runs saved before tuning.decay existed decayed their rate
     with pytest.raises(ConfigError, match="experiment=baseline_bpr"):  # the old BPR is gone
         on_own_schema("model", OmegaConf.create({"kind": "mf", "dim": 64, "objective": "bpr"}))

@@ -184,15 +184,20 @@ def ensemble(folders: list[Path], out: Path) -> dict:
         "ensemble_of": [m.command for m in members],
         "seed": seeds.pop() if len(seeds) == 1 else None,
     }
+    write_run(out, config, tables, metrics)
+    return metrics
+
+
+def write_run(out: Path, config: dict, tables: dict[str, pd.DataFrame], metrics: dict) -> None:
+    """The fused run's folder, written only once everything in it is computed."""
     if (out / "metrics.json").exists():
         raise ConfigError(f"{out} already holds a run; give another --out.")
-    (out / ".hydra").mkdir(parents=True, exist_ok=True)  # every table is built: now write
+    (out / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(config), out / ".hydra" / "config.yaml")
     write_atomic(out / "predictions.csv", tables["test"].to_csv(index=False))
     write_atomic(out / "val_predictions.csv", tables["val"].to_csv(index=False))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     RunRecord(out).finished()
-    return metrics
 
 
 def default_out() -> Path:

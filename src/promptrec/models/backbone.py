@@ -10,6 +10,7 @@ import importlib
 import json
 from pathlib import Path
 
+import torch
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -116,3 +117,15 @@ def load_backbone(kind: str, model_cfg, num_outputs: int):
                "masked_lm": lambda: load_masked_lm(name, **settings),
                "encoder": lambda: load_encoder(name, **settings)}  # fmt: skip
     return loaders[kind]()
+
+
+def add_token_rows(backbone, size: int) -> None:
+    """Grow the word embeddings to ``size`` rows for tokens the strategy added (collaborative
+    markers), each new row the mean of the old ones: deterministic, and a typical input."""
+    old = backbone.get_input_embeddings().weight.shape[0]
+    if size <= old:
+        return
+    backbone.resize_token_embeddings(size, mean_resizing=False)
+    with torch.no_grad():
+        weight = backbone.get_input_embeddings().weight
+        weight[old:] = weight[:old].mean(0)

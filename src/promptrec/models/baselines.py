@@ -46,6 +46,12 @@ class MatrixFactorization(nn.Module):
             self.bias + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1) + dot
         )
 
+    def id_vectors(self) -> dict[str, torch.Tensor]:
+        """Each user's and item's learnt vector, with its bias as one more coordinate (what
+        collaborative tokens feed a language model: strategies/collaborative.py)."""
+        return {"users": torch.cat([self.user.weight, self.user_bias.weight], 1),
+                "items": torch.cat([self.item.weight, self.item_bias.weight], 1)}  # fmt: skip
+
     def forward(self, batch: dict) -> torch.Tensor:
         users = batch["user_idx"]
         if self.catalog_output:  # (batch, n_items): every item for each user
@@ -69,6 +75,9 @@ class BPR(nn.Module):
         self.reg_weight = reg_weight
         # not saved in checkpoints: rebuilt from the split, which the run's hash pins
         self.register_buffer("interacted", interacted.bool(), persistent=False)
+
+    def id_vectors(self) -> dict[str, torch.Tensor]:
+        return {"users": self.user.weight, "items": self.item.weight}
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.user(batch["user_idx"]) @ self.item.weight.T  # (batch, n_items)
@@ -173,6 +182,9 @@ class SASRec(nn.Module):
             nn.init.normal_(table.weight, std=dim**-0.5)
         with torch.no_grad():
             self.item.weight[0].zero_()
+
+    def id_vectors(self) -> dict[str, torch.Tensor]:
+        return {"items": self.item.weight[1:]}  # a user is their sequence: no vector of their own
 
     def forward(self, batch: dict) -> torch.Tensor:
         seq = batch["history_idx"]  # (batch, max_len), 0 = padding

@@ -14,7 +14,7 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from promptrec.errors import ConfigError
-from promptrec.models.backbone import load_backbone
+from promptrec.models.backbone import add_token_rows, load_backbone
 from promptrec.models.baselines import (
     BPR,
     FactorizationMachine,
@@ -41,6 +41,9 @@ def language_model(cfg: DictConfig, datamodule) -> BuiltModel:
     ``tuning.freeze_layers=k`` the backbone is cut below the tuning mode (models/frozen.py)."""
     strategy, k = datamodule.strategy, int(cfg.tuning.get("freeze_layers") or 0)
     backbone = load_backbone(strategy.backbone, cfg.model, strategy.num_outputs)
+    if strategy.collaborative is not None:  # its marker tokens need rows below the cut
+        add_token_rows(backbone, len(strategy.tokenizer))
+    strategy.initialise(backbone)  # e.g. a catalog head whose rows start from the item texts
     cached = k > 0 and strategy.soft is None  # soft vectors enter below the cut: no cache
     lower = cut(backbone, k) if cached else None
     tuned = tune(backbone, cfg.tuning)

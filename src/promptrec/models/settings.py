@@ -118,6 +118,9 @@ class TuningConfig:
     warmup_ratio: float = 0.1
     decay: bool = True  # linear decay to 0 at the last step after warm-up; false = constant rate
     freeze_layers: int = 0  # embeddings + the bottom k layers frozen, their outputs cached on disk
+    # the parts a run adds from scratch (the head, a collaborative projector, soft vectors) learn
+    # at this rate; null = tuning.lr. A fresh layer needs more than a pretrained one's 5e-5.
+    new_lr: float | None = None
 
 
 @dataclass

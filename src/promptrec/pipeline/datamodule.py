@@ -36,6 +36,7 @@ from promptrec.pipeline.hidden_cache import (
 )
 from promptrec.pipeline.token_cache import (
     CACHE_VERSION,
+    TEXT_COLUMNS,
     cache_intact,
     digest,
     load_token_cache,
@@ -127,14 +128,32 @@ class RecDataModule(L.LightningDataModule):
         cfg, tokenizer = self.cfg, self.tokenizer
         tok_id = [tokenizer.name_or_path, type(tokenizer).__name__, len(tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
+        marks = self.strategy.title_marks()  # in the key only when there are any
         key = digest(CACHE_VERSION, split_hash, self.prompts.hash, tok_id, task_id, cfg.history_len,
-                     cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed)  # fmt: skip
+                     cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed,
+                     *([marks] if marks else []))  # fmt: skip
         self._token_key = key
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not cache_intact(folder):
             write_token_cache(folder, encoder, examples, self.prompts.seen, self.seed)
         loaded, examples = load_token_cache(folder)
+        if self.strategy.collaborative is not None:
+            self._add_collaborative_rows(loaded, examples, split_hash)
         return {"datasets": loaded, "examples": examples}
+
+    def _add_collaborative_rows(self, loaded: dict, examples: dict, split_hash: str) -> None:
+        """Each example's rows in the ID model's tables (strategies/collaborative.py), as batch
+        columns beside its tokens."""
+        collaborative = self.strategy.collaborative
+        collaborative.check_split(split_hash)
+        for which, ds in loaded.items():
+            columns = collaborative.columns(
+                examples[which], self.cfg.history_len, self.task.shows_target
+            )
+            for name, values in columns.items():
+                ds = ds.add_column(name, list(values))
+            ds.set_format("torch", columns=TEXT_COLUMNS + list(columns))
+            loaded[which] = ds
 
     def use_hidden_states(self, lower, precision: str) -> None:
         """Batches carry every prompt's states at a ``tuning.freeze_layers`` cut, read from the
@@ -161,8 +180,8 @@ class RecDataModule(L.LightningDataModule):
 
     def prompt_encoder(self, data: InteractionData) -> PromptEncoder:
         """The example → tokens path of this run (also used to inspect and explain prompts)."""
-        return PromptEncoder(self.prompts.templates, self.strategy.slots(),
-                             ContextBuilder(data.items, data.users), self.tokenizer,
+        contexts = ContextBuilder(data.items, data.users, self.strategy.title_marks())
+        return PromptEncoder(self.prompts.templates, self.strategy.slots(), contexts, self.tokenizer,
                              self.cfg.max_tokens, self.task.name,
                              hide_target=not self.task.shows_target)  # fmt: skip
 

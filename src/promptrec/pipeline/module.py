@@ -44,6 +44,16 @@ def score_features(
                           for i in range(0, len(features), batch_size)])  # fmt: skip
 
 
+# Parameters a run creates rather than loads: a classification head ("classifier", or "score"
+# in some Hugging Face models; peft keeps it under the same name), collaborative projectors and
+# ID tables, soft-prompt vectors.
+NEW_PARTS = (".classifier.", ".score.", "collaborative.", "soft.")
+
+
+def is_new(name: str) -> bool:
+    return any(part in f".{name}" for part in NEW_PARTS)
+
+
 class RecModule(L.LightningModule):
     def __init__(
         self,
@@ -53,8 +63,10 @@ class RecModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         decay: bool = True,
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+        new_lr: float | None = None,
     ):
         super().__init__()
+        self.new_lr = new_lr  # the learning rate of what the run adds from scratch (is_new)
         self.model, self.task = model, task
         self.optimizer_factory = optimizer
         self.warmup_ratio, self.decay = warmup_ratio, decay
@@ -175,8 +187,12 @@ class RecModule(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        new = [p for n, p in trainable if is_new(n)] if self.new_lr is not None else []
+        groups = [{"params": [p for n, p in trainable if not (new and is_new(n))]}]
+        if new:
+            groups.append({"params": new, "lr": self.new_lr})
+        optimizer = self.optimizer_factory([g for g in groups if g["params"]])
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_ratio * total)
         scheduler = (get_linear_schedule_with_warmup(optimizer, warmup, total) if self.decay

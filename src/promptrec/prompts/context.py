@@ -12,7 +12,10 @@ def _value(v):
 class ContextBuilder:
     """Holds the item catalogue and user profiles as plain dicts: one lookup per field, no pandas."""
 
-    def __init__(self, items: pd.DataFrame, users: pd.DataFrame):
+    def __init__(self, items: pd.DataFrame, users: pd.DataFrame, title_marks: dict | None = None):
+        """``title_marks``: a marker token written after each ``history`` and ``target`` title
+        (collaborative tokens: strategies/collaborative.py), so every template carries them."""
+        self.title_marks = title_marks or {}
         self.items = {
             row.item_id: {"id": row.item_id, "title": row.title, "year": _value(row.year), "genres": list(row.genres)}
             for row in items.itertuples(index=False)
@@ -30,12 +33,18 @@ class ContextBuilder:
             else {"id": item_id, "title": "unknown item", "year": "unknown", "genres": []}
         )
 
+    def _marked(self, item: dict, role: str) -> dict:
+        mark = self.title_marks.get(role)
+        return {**item, "title": f"{item['title']} {mark}"} if mark else item
+
     def build(self, user_id: str, item_id: str, history_items, history_ratings) -> dict:
         history = [
-            {**self.item(i), "rating": int(r) if float(r).is_integer() else float(r)}
+            {**self._marked(self.item(i), "history"),
+             "rating": int(r) if float(r).is_integer() else float(r)}
             for i, r in zip(history_items, history_ratings)
-        ]
+        ]  # fmt: skip
         user = self.users.get(
             user_id, {"id": user_id, "age": "unknown", "gender": "", "occupation": ""}
         )
-        return {"user": dict(user), "target": self.item(item_id), "history": history}
+        return {"user": dict(user), "target": self._marked(self.item(item_id), "target"),
+                "history": history}  # fmt: skip

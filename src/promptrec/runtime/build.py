@@ -63,7 +63,8 @@ def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule,
     if cfg.model.get("compile"):  # in place: parameter names and checkpoints stay the same
         built.model.compile(backend=cfg.model.compile, dynamic=True)  # lengths vary per batch
     module = RecModule(built.model, datamodule.task, instantiate(cfg.optimizer),
-                       cfg.tuning.warmup_ratio, cfg.tuning.get("decay", True), built.penalty)  # fmt: skip
+                       cfg.tuning.warmup_ratio, cfg.tuning.get("decay", True), built.penalty,
+                       cfg.tuning.get("new_lr"))  # fmt: skip
     return module, built
 
 

@@ -21,7 +21,7 @@ from promptrec.models.build import check_model
 from promptrec.models.settings import MODEL_SCHEMAS, TUNING_SCHEMAS
 from promptrec.models.tuning import check_tuning
 from promptrec.strategies import strategy_class
-from promptrec.tasks import TASKS
+from promptrec.tasks import TASKS, build_task
 
 
 def config_dir() -> str:
@@ -67,6 +67,12 @@ class SoftPromptConfig:
 
 
 @dataclass
+class CollaborativeConfig:
+    run: str = MISSING  # an ID baseline's run folder (its id_vectors.pt), trained on this split
+    train_ids: bool = False  # true: the ID vectors fine-tune too; false: only the projector learns
+
+
+@dataclass
 class PromptConfig:
     name: str = MISSING
     templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: README "Prompts")
@@ -75,6 +81,7 @@ class PromptConfig:
     # cloze: task name → label words per class (a list of word lists), or "titles" for next_item
     verbalizer: dict[str, Any] | None = None
     soft: SoftPromptConfig | None = None  # continuous prompt vectors (soft / hybrid strategies)
+    collaborative: CollaborativeConfig | None = None  # an ID model's vectors at marker tokens
     pool: dict[str, list[str]] | None = None  # task → paraphrased templates (indices 1, 2, …)
     seen: list[int] | None = None  # templates trained on (0 = templates.<task>); null = [0]
 
@@ -202,6 +209,7 @@ def validate(cfg) -> None:
     written; raises ConfigError naming the field. Each part's owner checks its own part."""
     _check_data(cfg.data)
     _check_run(cfg)
+    build_task(cfg.task)  # its own checks (heads, cut-offs, options) run in its constructor
     check_model(cfg)
     check_tuning(cfg.tuning)
     if cfg.model.kind == "lm":  # the prompt: its template for this task, its strategy's checks

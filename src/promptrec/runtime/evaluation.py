@@ -28,8 +28,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             if k.startswith("test/")
         }
         metrics.update(objects.info, checkpoint=str(cfg.ckpt_path), **side_facts(objects.module))
-        objects.trainer.validate(objects.module, datamodule=objects.datamodule,  # val_predictions.csv
-                                 ckpt_path=cfg.ckpt_path, weights_only=True, verbose=False)  # fmt: skip
+        # the tested weights on validation too (val_predictions.csv), as a training run does
+        objects.trainer.validate(objects.module, datamodule=objects.datamodule, verbose=False)
         if objects.trainer.is_global_zero:
             write_metrics(run_dir, metrics)
     finally:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import lightning as L
 import pandas as pd
+import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 from rich.console import Console
 from rich.table import Table
 
-from promptrec.atomic import write_atomic
+from promptrec.atomic import atomic_path, write_atomic
 from promptrec.runtime.plots import reliability_diagram
 
 
@@ -41,6 +42,26 @@ def write_test_outputs(run_dir: Path, module) -> Path:
     if {"score", "label"} <= set(table.columns):  # probabilities of a binary label
         reliability_diagram(table["score"].to_numpy(), table["label"].to_numpy(),
                             Path(run_dir) / "calibration.png")  # fmt: skip
+    return path
+
+
+ID_VECTORS = "id_vectors.pt"
+
+
+def write_id_vectors(run_dir: Path, module, prepared, kind: str) -> Path | None:
+    """An ID baseline's learnt user and item vectors (the tested weights), with the ids they
+    belong to and the split they were trained on: what ``prompt.collaborative.run`` reads."""
+    vectors = getattr(module.model, "id_vectors", None)
+    if vectors is None:
+        return None
+    catalog = prepared.catalog
+    path = Path(run_dir) / ID_VECTORS
+    with torch.no_grad():
+        tables = {k: v.detach().float().cpu().clone() for k, v in vectors().items()}
+    with atomic_path(path) as partial:
+        torch.save({"model": kind, "split_hash": prepared.split_hash,
+                    "user_ids": list(catalog.user_ids), "item_ids": list(catalog.item_ids),
+                    **tables}, partial)  # fmt: skip
     return path
 
 

@@ -18,6 +18,7 @@ from promptrec.runtime.reporting import (
     log_prompt_examples,
     print_metrics,
     side_facts,
+    write_id_vectors,
     write_metrics,
 )
 from promptrec.runtime.resume import resume_config, run_to_resume
@@ -55,10 +56,9 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
             {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         )
         metrics["best_checkpoint"] = ckpt or ""
-        # the same weights on validation, per example (val_predictions.csv): what a late fusion
-        # of this run with others fits its weights on, never on test
-        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True,
-                         verbose=False)  # fmt: skip
+        # the tested weights (as tested: a merged LoRA stays merged) on validation, per example
+        # (val_predictions.csv): what a late fusion of this run with others fits its weights on
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     return {**metrics, **side_facts(module)}
 
 
@@ -92,6 +92,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
         metrics = fit_and_test(cfg, trainer, module, datamodule)
+        if cfg.test and lead:  # an ID baseline's tested vectors, for collaborative tokens
+            write_id_vectors(run_dir, module, datamodule.prepared, cfg.model.kind)
         metrics.update(objects.info, **run_costs(trainer))
         for logger in objects.loggers:
             logger.log_metrics(

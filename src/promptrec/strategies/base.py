@@ -18,6 +18,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
 from promptrec.prompts.encoder import Slot
+from promptrec.strategies.collaborative import CollaborativeInput, check_collaborative
 from promptrec.strategies.soft import SoftInput, SoftPrompt, check_soft
 
 # What models/ loads for a strategy: a sequence classifier (its own head on [CLS]), a masked LM
@@ -39,8 +40,11 @@ class Strategy:
     def __init__(self, cfg, task, tokenizer):
         """``cfg`` is the run config (prompt, task, tuning are read); ``task`` the built task."""
         self.cfg, self.task, self.tokenizer = cfg, task, tokenizer
-        soft = cfg.prompt.get("soft")
+        soft, collaborative = cfg.prompt.get("soft"), cfg.prompt.get("collaborative")
         self.soft = SoftInput(soft, tokenizer) if soft is not None else None
+        self.collaborative = (
+            CollaborativeInput(collaborative, tokenizer) if collaborative is not None else None
+        )
 
     @classmethod
     def claimed_by(cls, cfg) -> str | None:
@@ -54,15 +58,25 @@ class Strategy:
         start-up (``runtime.config.validate``), before any file is written or model loaded."""
         if cfg.prompt.get("soft") is not None:
             check_soft(cfg)
+        if cfg.prompt.get("collaborative") is not None:
+            check_collaborative(cfg, cls.name)
 
     # -- the prompt side ----------------------------------------------------------------------
     def template_text(self, text: str) -> str:
-        """A template as this strategy renders it (a soft prefix adds its markers in front)."""
-        return self.soft.place(text) if self.soft is not None else text
+        """A template as this strategy renders it (a soft prefix adds its markers in front, and
+        collaborative tokens the user's marker)."""
+        for option in (self.soft, self.collaborative):
+            text = option.place(text) if option is not None else text
+        return text
 
     def slots(self) -> list[Slot]:
         """Special tokens every rendered prompt must hold, each an exact number of times."""
-        return [self.soft.slot] if self.soft is not None else []
+        options = (self.soft, self.collaborative)
+        return [o.slot for o in options if o is not None and o.slot.count]
+
+    def title_marks(self) -> dict[str, str] | None:
+        """Marker tokens written after item titles (collaborative tokens), or None."""
+        return self.collaborative.title_marks if self.collaborative is not None else None
 
     def prepare(self, catalog: Catalog, contexts: ContextBuilder) -> None:  # noqa: B027
         """Learn what the model needs from the catalogue (label words, item texts); nothing by
@@ -73,6 +87,10 @@ class Strategy:
     def num_outputs(self) -> int:
         """Width of the head a ``classifier`` backbone is loaded with."""
         return self.task.num_outputs
+
+    def initialise(self, backbone: nn.Module) -> None:  # noqa: B027
+        """Set weights that start from the loaded backbone itself (an informed head), before
+        the ``freeze_layers`` cut and the tuning mode; nothing by default."""
 
     def wrap(self, backbone: nn.Module, lower: nn.Module | None = None) -> nn.Module:
         """The tuned backbone → an ``nn.Module`` mapping a batch dict to the task's outputs.

@@ -27,6 +27,7 @@ from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
 from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
 
 HEADS = ("catalog", "two_tower")
+ITEM_INITS = ("none", "text")  # strategies/classifier.py: ClassifierStrategy.initialise
 
 
 @dataclass
@@ -41,6 +42,7 @@ class NextItemConfig(TaskConfig):
     sampled_negatives: int = 0  # two_tower: uniform items added to in-batch candidates
     item_max_tokens: int = 32  # two_tower: item texts are cut to this many tokens
     mask_history: bool = True  # full ranking without the user's earlier items; false = all items
+    item_init: str = "none"  # catalog head: none (random rows) | text (rows from each item's text)
 
 
 class NextItemTask(Task):
@@ -55,6 +57,10 @@ class NextItemTask(Task):
         if cfg.head not in HEADS:
             raise ConfigError(
                 f"task.head={cfg.head!r} is not a next-item head; choose one of {HEADS}."
+            )
+        if cfg.get("item_init", "none") not in ITEM_INITS:  # saved configs may predate it
+            raise ConfigError(
+                f"task.item_init={cfg.item_init!r} is invalid; choose one of {ITEM_INITS}."
             )
         self.ks = sorted(int(k) for k in cfg.ks)
         if not self.ks or self.ks[0] <= 0:
