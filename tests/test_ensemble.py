@@ -75,6 +75,8 @@ def test_preference_fusion_beats_each_run_and_rescores_from_its_table(tmp_path):
     assert (tmp_path / "fused" / "val_predictions.csv").is_file()
     assert json.loads((tmp_path / "fused" / "run.json").read_text())["status"] == "finished"
     assert metrics["data/split_hash"] == "abc" and "chosen_on_val" in metrics
+    labels = load_runs([tmp_path / "fused"]).iloc[0]  # a summary names its task and kind
+    assert labels["choice/task"] == "preference" and labels["choice/model"] == "ensemble"
 
 
 def test_weights_are_fitted_on_validation_only(tmp_path):

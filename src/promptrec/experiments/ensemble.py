@@ -194,6 +194,9 @@ def write_run(out: Path, config: dict, tables: dict[str, pd.DataFrame], metrics:
         raise ConfigError(f"{out} already holds a run; give another --out.")
     (out / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(config), out / ".hydra" / "config.yaml")
+    choices = {"task": config["task"]["name"], "model": "ensemble"}  # how summaries label it
+    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": choices}}}),
+                   out / ".hydra" / "hydra.yaml")  # fmt: skip
     write_atomic(out / "predictions.csv", tables["test"].to_csv(index=False))
     write_atomic(out / "val_predictions.csv", tables["val"].to_csv(index=False))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -44,10 +44,20 @@ def varying_labels(runs: pd.DataFrame) -> list[str]:
     return sorted(varying, key=lambda n: (first.index(n) if n in first else len(first), n))
 
 
+def _setting_text(value) -> str:
+    """A setting as text; null and absent read the same (a key an older run's config lacks and a
+    newer run leaves null is one setting: the option is off)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def configuration_key(runs: pd.DataFrame) -> pd.Series:
     """One text per run that is equal exactly for runs of one configuration (seed aside)."""
     keys = setting_columns(runs)
-    return runs[keys].map(str).agg("\x1f".join, axis=1) if keys else pd.Series("", runs.index)
+    return (
+        runs[keys].map(_setting_text).agg("\x1f".join, axis=1)
+        if keys
+        else pd.Series("", runs.index)
+    )
 
 
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
