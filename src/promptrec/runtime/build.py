@@ -207,7 +207,9 @@ def build_trainer(
     """``extra``: callbacks of the tuning mode (AdaLoRA's budget, merging LoRA before test)."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra)
-    callbacks.append(TestOutputWriter(Path(cfg.paths.output_dir)))  # every run's test tables
+    callbacks.append(
+        TestOutputWriter(Path(cfg.paths.output_dir), cfg.model.kind)
+    )  # every run's test tables
     precision = precision or run_precision(cfg)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        plugins=[AtomicCheckpointIO()], precision=precision)  # fmt: skip

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from promptrec.atomic import atomic_path, write_atomic
 from promptrec.runtime.plots import reliability_diagram
+from promptrec.strategies.collaborative import ID_VECTORS
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
@@ -45,9 +46,6 @@ def write_test_outputs(run_dir: Path, module) -> Path:
     return path
 
 
-ID_VECTORS = "id_vectors.pt"
-
-
 def write_id_vectors(run_dir: Path, module, prepared, kind: str) -> Path | None:
     """An ID baseline's learnt user and item vectors (the tested weights), with the ids they
     belong to and the split they were trained on: what ``prompt.collaborative.run`` reads."""
@@ -72,12 +70,14 @@ class TestOutputWriter(L.Callback):
     launching process never sees them), so this is the one place that works for every strategy
     and writes each file once."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, model_kind: str = ""):
+        self.run_dir, self.model_kind = Path(run_dir), model_kind
 
     def on_test_end(self, trainer, pl_module):
         if trainer.is_global_zero:
             write_test_outputs(self.run_dir, pl_module)
+            # an ID baseline's tested vectors, for collaborative tokens (prompt.collaborative)
+            write_id_vectors(self.run_dir, pl_module, trainer.datamodule.prepared, self.model_kind)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.is_global_zero and pl_module.val_predictions is not None:

@@ -18,7 +18,6 @@ from promptrec.runtime.reporting import (
     log_prompt_examples,
     print_metrics,
     side_facts,
-    write_id_vectors,
     write_metrics,
 )
 from promptrec.runtime.resume import resume_config, run_to_resume
@@ -92,8 +91,6 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
                 run_dir, objects.loggers, sample_prompts(datamodule, "train", 8, cfg.seed)
             )
         metrics = fit_and_test(cfg, trainer, module, datamodule)
-        if cfg.test and lead:  # an ID baseline's tested vectors, for collaborative tokens
-            write_id_vectors(run_dir, module, datamodule.prepared, cfg.model.kind)
         metrics.update(objects.info, **run_costs(trainer))
         for logger in objects.loggers:
             logger.log_metrics(
