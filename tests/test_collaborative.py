@@ -11,7 +11,7 @@ from omegaconf import open_dict
 
 from conftest import compose_config, tiny_overrides
 from promptrec.errors import ConfigError
-from promptrec.runtime.build import build_datamodule, build_module
+from promptrec.runtime.build import build_datamodule, build_module, load_trained_lm
 from promptrec.runtime.config import validate
 from promptrec.runtime.training import train
 from promptrec.strategies.collaborative import ITEM_TOKEN, TARGET_TOKEN, USER_TOKEN
@@ -101,6 +101,13 @@ def test_training_moves_the_projector_and_changes_the_scores(
     metrics, objects = train(cfg)
     projector = objects["module"].model.collaborative.project[2].weight
     assert projector.abs().sum() > 0 and 0 <= metrics["test/auc"] <= 1
+    # the commands that edit prompts say they cannot rebuild ID rows, instead of a KeyError
+    kept = [o for o in tiny_overrides(tiny_model_dir, data_dir, tmp_path / "x")
+            if o.startswith(("model.", "paths.", "data.", "tuning."))]  # fmt: skip
+    explain = compose_config("explain", [*kept, f"ckpt_path={tmp_path / 'run'}", "prompt=collaborative",
+                                         f"prompt.collaborative.run={mf_run[0]}"])  # fmt: skip
+    with pytest.raises(ConfigError, match="promptrec-explain does not support collaborative"):
+        load_trained_lm(explain, "promptrec-explain")
 
 
 def test_another_splits_vectors_and_a_missing_run_are_refused(

@@ -120,6 +120,9 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
     validate(cfg)
     if cfg.model.kind != "lm":
         raise ConfigError(f"model={cfg.model.kind} reads no prompt: {why} needs a language model.")
+    if cfg.prompt.get("collaborative") is not None:  # edited prompts would need new ID rows
+        raise ConfigError(f"{why} does not support collaborative tokens yet: it edits prompts, "
+                          "and their ID rows are built with the data, not per edited prompt.")  # fmt: skip
     datamodule = build_datamodule(cfg)
     module, _ = build_module(cfg, datamodule)
     state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
