@@ -48,16 +48,16 @@ def primary_metric(runs, requested: str | None) -> str:
 def with_significance(table, runs, metric: str):
     """The summary with each configuration's 95% interval of ``metric`` and whether it differs
     from the best one (experiments/significance.py), and the sentence that says how."""
-    finished = runs[runs["status"] == "finished"]
-    groups = [list(g["run"]) for _, g in finished.groupby(configuration_key(finished), sort=False)]
-    keys = configuration_key(runs).unique()  # summarize's row order
-    done_keys = configuration_key(finished).unique()
-    if len(groups) == 0:
+    keys = configuration_key(runs)
+    rows = list(keys.unique())  # summarize's row order
+    finished = runs["status"] == "finished"
+    groups = {k: list(g["run"]) for k, g in runs[finished].groupby(keys[finished], sort=False)}
+    if not groups:
         return table, ""
-    extra, note = compare(groups, metric)
+    extra, note = compare(list(groups.values()), metric)
     if extra is None:
         return table, f"No intervals: {note}."
-    extra.index = [list(keys).index(k) for k in done_keys]
+    extra.index = [rows.index(k) for k in groups]
     return table.join(extra).fillna({c: "–" for c in extra.columns}), f"For {metric}: {note}"
 
 
