@@ -3,14 +3,20 @@ at marker tokens beside the titles, refuses another split's, and starts as the t
 
 from __future__ import annotations
 
+import json
+import shutil
 from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config, tiny_overrides
+from promptrec.data.examples import fold_of
 from promptrec.errors import ConfigError
+from promptrec.experiments.crossfit import crossfit
 from promptrec.runtime.build import build_datamodule, build_module, load_trained_lm
 from promptrec.runtime.config import validate
 from promptrec.runtime.training import train
@@ -22,8 +28,13 @@ def mf_run(tiny_model_dir, data_dir, tmp_path_factory):
     """An MF baseline on the tiny slice (30 users): its run folder holds id_vectors.pt."""
     out = tmp_path_factory.mktemp("mf")
     base = [o for o in tiny_overrides(tiny_model_dir, data_dir, out) if not o.startswith("model.")]
-    cfg = compose_config("train", [*base, "experiment=baseline_mf", "trainer.max_epochs=2"])
+    cfg = compose_config(
+        "train",
+        [*base, "experiment=baseline_mf", "trainer.max_epochs=2", "data.max_train_examples=null"],
+    )  # every pair: folds split them
     metrics, objects = train(cfg)
+    (out / "run" / ".hydra").mkdir()  # what promptrec-train saves (promptrec-crossfit reads it)
+    OmegaConf.save(cfg, out / "run" / ".hydra" / "config.yaml")
     return out / "run", metrics, objects
 
 
@@ -151,3 +162,98 @@ def test_new_parts_learn_at_tuning_new_lr_and_the_rest_at_tuning_lr(
     assert len(old["params"]) + len(new["params"]) == sum(
         p.requires_grad for p in module.model.parameters()
     )
+
+
+# -- cross-fitting: a training pair reads vectors (and MF's score) from a run that never saw it ----
+
+
+def test_folds_are_a_stable_partition_and_a_holdout_run_trains_without_its_fold():
+    users = pd.Series([f"u{i % 50}" for i in range(4000)])
+    items = pd.Series([f"i{i // 50}" for i in range(4000)])
+    folds = fold_of(users, items, 5)
+    assert folds.tolist() == fold_of(users.copy(), items.copy(), 5).tolist()  # same every call
+    assert set(folds) == set(range(5)) and np.bincount(folds).min() > 600  # ~800 each
+
+
+@pytest.fixture(scope="module")
+def crossfit_run(mf_run):
+    """The MF run cross-fitted with 2 folds (two more MF trainings of the tiny slice)."""
+    folder = mf_run[0]
+    crossfit(folder, folds=2)
+    return folder
+
+
+def test_crossfit_trains_each_fold_without_its_pairs_and_saves_the_global_bias(
+    mf_run, crossfit_run
+):
+    full = mf_run[2]["datamodule"].prepared.examples["train"]
+    folds = fold_of(full["user_id"], full["item_id"], 2)
+    for k in range(2):
+        run = crossfit_run / "crossfit" / f"fold_{k}"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["data/train_examples"] == int((folds != k).sum()) < len(full)
+        assert metrics["data/split_hash"] == mf_run[1]["data/split_hash"]  # the same split
+        assert torch.load(run / "id_vectors.pt", weights_only=True)["bias"].shape == (1,)
+    assert json.loads((crossfit_run / "crossfit" / "folds.json").read_text())["folds"] == 2
+
+
+def test_a_training_pair_reads_its_fold_runs_score_and_a_test_pair_the_full_runs(
+    crossfit_run, tiny_model_dir, data_dir, tmp_path
+):
+    cfg = lm_config(tiny_model_dir, data_dir, tmp_path, crossfit_run,
+                    "prompt.collaborative.crossfit=true", "prompt.collaborative.score=true")  # fmt: skip
+    datamodule = prepared_datamodule(cfg)
+    prepared = datamodule.prepared
+
+    def mf_score(run, user, item):  # the fold run's own model, as its checkpoint holds it
+        state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+        ids = torch.load(run / "id_vectors.pt", weights_only=True)
+        u, i = ids["user_ids"].index(user), ids["item_ids"].index(item)
+        return float(state["model.bias"] + state["model.user_bias.weight"][u, 0]
+                     + state["model.item_bias.weight"][i, 0]
+                     + state["model.user.weight"][u] @ state["model.item.weight"][i])  # fmt: skip
+
+    for which, rows in (("train", [0, 1, 2, 3]), ("test", [0, 1])):
+        frame = prepared.examples[which]
+        for row in rows:
+            user, item = frame["user_id"].iloc[row], frame["item_id"].iloc[row]
+            fold = int(fold_of(pd.Series([user]), pd.Series([item]), 2)[0])
+            run = crossfit_run / "crossfit" / f"fold_{fold}" if which == "train" else crossfit_run
+            got = float(prepared.datasets[which][row]["cf_score"])
+            assert got == pytest.approx(mf_score(run, user, item), abs=1e-5)
+    # at the start the model is the text-only model plus MF's score (weight 1, projector 0)
+    module, _ = build_module(cfg, datamodule)
+    scorer = module.model.eval()
+    batch = next(iter(datamodule.test_dataloader()))
+    with torch.no_grad():
+        with_score = scorer(batch)
+        scorer.collaborative.score_weight.zero_()
+        without = scorer(batch)
+    torch.testing.assert_close(with_score, without + batch["cf_score"][:, None])
+
+
+def test_a_score_without_crossfit_and_a_crossfit_never_run_are_refused(
+    mf_run, tiny_model_dir, data_dir, tmp_path
+):
+    cfg = lm_config(
+        tiny_model_dir, data_dir, tmp_path, mf_run[0], "prompt.collaborative.score=true"
+    )
+    with pytest.raises(ConfigError, match="needs prompt.collaborative.crossfit=true"):
+        validate(cfg)
+    fresh = tmp_path / "mf_copy"
+    fresh.mkdir()
+    shutil.copy(mf_run[0] / "id_vectors.pt", fresh / "id_vectors.pt")
+    cfg = lm_config(tiny_model_dir, data_dir, tmp_path, fresh, "prompt.collaborative.crossfit=true")
+    with pytest.raises(ConfigError, match="has no finished cross-fit"):
+        build_datamodule(cfg)
+
+
+def test_crossfit_refuses_one_fold_and_a_run_without_id_vectors(mf_run, tmp_path):
+    with pytest.raises(ConfigError, match="at least 2 folds"):
+        crossfit(mf_run[0], folds=1)
+    language_model = tmp_path / "lm"  # a finished run folder that saved no vectors
+    shutil.copytree(mf_run[0] / ".hydra", language_model / ".hydra")
+    shutil.copy(mf_run[0] / "metrics.json", language_model / "metrics.json")
+    with pytest.raises(ConfigError, match="holds no id_vectors.pt"):
+        crossfit(language_model, folds=2)
+    assert not (language_model / "crossfit").exists()  # nothing half-written

@@ -21,6 +21,14 @@ EXAMPLE_COLUMNS = [
 ]
 
 
+def fold_of(users: pd.Series, items: pd.Series, folds: int) -> np.ndarray:
+    """Each (user, item) pair's fold, 0 … folds-1: a stable hash of the two ids, so a cross-fitted
+    ID model's fold runs and the language model that reads their scores agree on every pair
+    without storing an assignment."""
+    keys = users.astype(str).str.cat(items.astype(str), sep=":").to_numpy()
+    return (pd.util.hash_array(keys.astype(object)) % np.uint64(folds)).astype(np.int64)
+
+
 def cap_examples(examples: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
     """Keep a seeded uniform sample of ``limit`` examples (CPU runs stay short; ids stay unique)."""
     if limit is None or len(examples) <= limit:

@@ -48,9 +48,11 @@ class MatrixFactorization(nn.Module):
 
     def id_vectors(self) -> dict[str, torch.Tensor]:
         """Each user's and item's learnt vector, with its bias as one more coordinate (what
-        collaborative tokens feed a language model: strategies/collaborative.py)."""
+        collaborative tokens feed a language model: strategies/collaborative.py), and the global
+        bias: with it the tables give MF's own score (``prompt.collaborative.score``)."""
         return {"users": torch.cat([self.user.weight, self.user_bias.weight], 1),
-                "items": torch.cat([self.item.weight, self.item_bias.weight], 1)}  # fmt: skip
+                "items": torch.cat([self.item.weight, self.item_bias.weight], 1),
+                "bias": self.bias.reshape(1)}  # fmt: skip
 
     def forward(self, batch: dict) -> torch.Tensor:
         users = batch["user_idx"]

@@ -129,9 +129,10 @@ class RecDataModule(L.LightningDataModule):
         tok_id = [tokenizer.name_or_path, type(tokenizer).__name__, len(tokenizer)]
         task_id = OmegaConf.to_container(self.task.cfg, resolve=True)
         marks = self.strategy.title_marks()  # in the key only when there are any
+        held = cfg.get("holdout_fold")  # likewise
         key = digest(CACHE_VERSION, split_hash, self.prompts.hash, tok_id, task_id, cfg.history_len,
                      cfg.max_tokens, cfg.max_train_examples, cfg.few_shot, self.seed,
-                     *([marks] if marks else []))  # fmt: skip
+                     *([marks] if marks else []), *([list(held)] if held else []))  # fmt: skip
         self._token_key = key
         folder = Path(cfg.cache_dir) / f"tokens-{key}"
         if not cache_intact(folder):
@@ -148,7 +149,7 @@ class RecDataModule(L.LightningDataModule):
         collaborative.check_split(split_hash)
         for which, ds in loaded.items():
             columns = collaborative.columns(
-                examples[which], self.cfg.history_len, self.task.shows_target
+                examples[which], self.cfg.history_len, self.task.shows_target, which
             )
             for name, values in columns.items():
                 ds = ds.add_column(name, list(values))

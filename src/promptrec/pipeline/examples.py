@@ -1,6 +1,7 @@
 """The examples a run trains and tests on: the task's examples of each split, with the training
 examples capped (``data.max_train_examples``) or drawn few-shot (``data.few_shot``), both seeded
-and the few-shot draw saved beside the split so every run with that seed uses the same one.
+and the few-shot draw saved beside the split so every run with that seed uses the same one, or
+one fold left out (``data.holdout_fold``, for cross-fitting).
 ID baselines read the same examples as user, item and history indices."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datasets
 import pandas as pd
 
 from promptrec.data.catalog import Catalog
-from promptrec.data.examples import cap_examples, few_shot
+from promptrec.data.examples import cap_examples, few_shot, fold_of
 from promptrec.tasks import Task
 
 SPLITS = ("train", "val", "test")
@@ -25,6 +26,12 @@ class ExampleBuilder:
 
     def __call__(self, which: str) -> pd.DataFrame:
         frame = self.task.examples(self.split, which, self.cfg.history_len)
+        held = self.cfg.get("holdout_fold")
+        if (
+            held is not None and which == "train"
+        ):  # a cross-fitting fold run (experiments/crossfit.py)
+            kept = fold_of(frame["user_id"], frame["item_id"], held[1]) != held[0]
+            frame = frame[kept].reset_index(drop=True)
         k, seed = self.cfg.few_shot, self.seed
         if k is not None and which in ("train", "val"):  # TALLRec-style: K to train, K to validate
             name = f"fewshot-{self.task.name}-K{k}-seed{seed}-{which}.json"

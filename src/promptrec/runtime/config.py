@@ -50,6 +50,7 @@ class DataConfig:
     history_len: int = 10  # most recent history items offered to the prompt
     max_tokens: int = 128  # token budget; history is cut oldest-first to fit
     max_train_examples: int | None = None  # seeded cap on training examples (CPU runs)
+    holdout_fold: list[int] | None = None  # [k, K]: train without fold k of K (promptrec-crossfit)
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 0
@@ -70,6 +71,10 @@ class SoftPromptConfig:
 class CollaborativeConfig:
     run: str = MISSING  # an ID baseline's run folder (its id_vectors.pt), trained on this split
     train_ids: bool = False  # true: the ID vectors fine-tune too; false: only the projector learns
+    crossfit: bool = (
+        False  # true: training pairs read the vectors of promptrec-crossfit's fold runs
+    )
+    score: bool = False  # true: the ID model's own score is added to the output (needs crossfit)
 
 
 @dataclass
@@ -228,6 +233,9 @@ def _check_data(d) -> None:
         _check(
             d[name] is None or d[name] > 0, f"data.{name}", d[name], "null or a positive integer"
         )
+    fold = d.get("holdout_fold")
+    _check(fold is None or (len(fold) == 2 and fold[1] >= 2 and 0 <= fold[0] < fold[1]),
+           "data.holdout_fold", fold, "null or [k, K] with K ≥ 2 and 0 ≤ k < K")  # fmt: skip
 
 
 def _check_run(cfg) -> None:

@@ -35,7 +35,10 @@ class TextScorer(nn.Module):
             if states is None:
                 states = self.backbone.get_input_embeddings()(inputs.pop("input_ids"))
             inputs["inputs_embeds"] = self.collaborative(states, batch)
-        return self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
+        logits = self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
+        if self.collaborative is None:
+            return logits
+        return self.collaborative.with_score(logits, batch)
 
 
 class ClassifierStrategy(Strategy):
