@@ -1,6 +1,7 @@
 """A callback for the kill-and-resume tests: it SIGKILLs its own process at a chosen optimizer
-step when PROMPTREC_TEST_KILL_AT is set, the way a pre-empted job dies (no cleanup, no exception).
-Without the variable it does nothing, so the resumed run can keep it in its saved config."""
+step when PROMPTREC_TEST_KILL_AT is set, the way a pre-empted job dies (no cleanup, no exception),
+or sends another signal (PROMPTREC_TEST_SIGNAL=SIGINT: Ctrl-C). Without the variable it does
+nothing, so the resumed run can keep it in its saved config."""
 
 from __future__ import annotations
 
@@ -14,4 +15,4 @@ class KillAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         at = os.environ.get("PROMPTREC_TEST_KILL_AT")
         if at is not None and trainer.global_step == int(at):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.Signals[os.environ.get("PROMPTREC_TEST_SIGNAL", "SIGKILL")])

@@ -57,6 +57,14 @@ def set_key(cfg, key: str, value) -> None:
         ("tuning.lr", 0.0, ["tuning.lr=0.0", "positive number"]),
         ("data.history_len", -1, ["data.history_len=-1", "≥ 0"]),
         ("model.compile", "warp", ["model.compile='warp'", "inductor"]),
+        ("trainer.max_epochs", "two", ["trainer.max_epochs='two'", "positive integer"]),
+        ("trainer.max_steps", 0, ["trainer.max_steps=0", "-1"]),
+        ("trainer.devices", 0, ["trainer.devices=0", "auto"]),
+        ("trainer.precision", "bf15", ["trainer.precision='bf15'", "bf16-mixed"]),
+        ("trainer.accumulate_grad_batches", 0.5, ["trainer.accumulate_grad_batches=0.5"]),
+        ("trainer.gradient_clip_val", -1.0, ["trainer.gradient_clip_val=-1.0", "≥ 0"]),
+        ("trainer.limit_train_batches", 1.5, ["trainer.limit_train_batches=1.5", "(0, 1.0]"]),
+        ("ckpt_path", "/nonexistent/best.ckpt", ["/nonexistent/best.ckpt", "does not exist"]),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_field(train_cfg, key, value, needles):
@@ -176,6 +184,8 @@ def test_checkpoint_from_another_config(tiny_model_dir, data_dir, tmp_path, chan
         ("data.bach_size=8", ["bach_size"]),
         ("tuning.lr=fast", ["tuning.lr", "fast"]),
         ("data.batch_size=-4", ["data.batch_size=-4 is invalid"]),
+        ("trainer.max_epochs=two", ["trainer.max_epochs='two' is invalid"]),
+        ("ckpt_path=/nonexistent/best.ckpt", ["/nonexistent/best.ckpt", "does not exist"]),
     ],
 )  # fmt: skip
 def test_command_line_errors_are_one_message_without_traceback(tmp_path, override, needles):
@@ -184,7 +194,31 @@ def test_command_line_errors_are_one_message_without_traceback(tmp_path, overrid
     for needle in needles:
         assert needle in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+    runs = tmp_path / "outputs" / "train" / "runs"  # the folder Hydra made is gone again
+    assert not runs.exists() or not list(runs.iterdir())
     assert not list((tmp_path / "outputs").rglob("metrics.json"))
+
+
+@pytest.mark.slow
+def test_eval_without_a_checkpoint_says_it_is_required(tmp_path):
+    done = run(["promptrec-eval"], tmp_path)
+    said = " ".join(done.stderr.split())  # rich wraps the paragraph at the terminal's width
+    assert done.returncode == 1 and "Traceback" not in said
+    assert "ckpt_path is required" in said and "promptrec-eval ckpt_path=" in said
+    assert not list((tmp_path / "outputs").rglob("eval.log"))
+
+
+@pytest.mark.slow
+def test_a_run_that_stops_before_validating_tests_its_last_weights(
+    tiny_model_dir, data_dir, tmp_path
+):
+    done = run(["promptrec-train", *tiny(tiny_model_dir, data_dir, users=20, examples=64),
+                "trainer.max_steps=2"], tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "before its first validation" in done.stdout and "Traceback" not in done.stderr
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 <= metrics["test/auc"] <= 1 and "val/auc_best" not in metrics
 
 
 @pytest.mark.slow
@@ -199,9 +233,8 @@ def test_data_error_from_the_command_line(tiny_model_dir, data_dir, tmp_path):
                 f"data.path={tmp_path / 'nowhere'}"], tmp_path)  # fmt: skip
     assert done.returncode == 1
     assert "does not exist" in done.stderr and "Traceback" not in done.stderr
-    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    assert_not_finished(run_dir)
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    runs = tmp_path / "outputs" / "train" / "runs"  # the run never started: no folder is left
+    assert not runs.exists() or not list(runs.iterdir())
 
 
 # -- safety -----------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import yaml
 from nbclient import NotebookClient
 
 from conftest import compose_config, run, tiny
+from promptrec.errors import PromptRecError
+from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
 from promptrec.experiments.summary import summarize
 from promptrec.runtime.resume import run_to_resume
@@ -259,3 +261,16 @@ def test_runs_launched_alike_are_told_apart_by_their_saved_settings():
                          "cfg/seed": [42, 42], "test/auc": [0.77, 0.771]})  # fmt: skip
     assert varying_labels(runs) == ["trainer.precision"]
     assert list(summarize(runs, ["test/auc"])["trainer.precision"]) == ["32-true", "auto"]
+
+
+def test_sync_without_a_wandb_login_says_how_to_log_in_and_uploads_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    offline = tmp_path / "wandb" / "offline-run-1"
+    offline.mkdir(parents=True)
+    with pytest.raises(PromptRecError, match="wandb login") as info:
+        sync_offline_runs([offline], upload=True)
+    assert f"wandb sync {offline}" in str(info.value) and offline.is_dir()
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password x\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert wandb_logged_in()

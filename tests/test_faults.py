@@ -81,6 +81,20 @@ def test_killed_run_resumes_into_the_same_wandb_run_with_identical_metrics(
     assert {k: resumed[k] for k in scores} == {k: whole[k] for k in scores}
 
 
+def test_ctrl_c_records_interrupted_exits_130_and_says_how_to_resume(
+    tiny_model_dir, data_dir, tmp_path
+):
+    args = ["promptrec-train", "+callbacks.kill._target_=killer.KillAtStep",
+            *tiny(tiny_model_dir, data_dir, users=30, examples=64), "trainer.max_epochs=2"]  # fmt: skip
+    done = run(args, tmp_path, PROMPTREC_TEST_KILL_AT="11", PROMPTREC_TEST_SIGNAL="SIGINT")
+    assert done.returncode == 130, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and "error" not in record
+    assert f"promptrec-train ckpt_path={run_dir}" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # -- atomic writes ---------------------------------------------------------------------------------
 def test_a_crash_mid_checkpoint_leaves_the_previous_one_intact(tmp_path, monkeypatch):
     io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"

@@ -10,9 +10,11 @@ Reads the run folders (W&B offline or disabled makes no difference) and writes, 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -101,13 +103,35 @@ def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
     return written
 
 
+def wandb_logged_in() -> bool:
+    """An API key where ``wandb`` looks for one (environment or ~/.netrc), checked without
+    importing wandb or touching the network."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and host in netrc.read_text(errors="ignore")
+
+
 def sync_offline_runs(runs_dirs: list[Path], upload: bool) -> None:
     console = Console()
     if not runs_dirs:
         return
     command = [str(Path(sys.executable).parent / "wandb"), "sync", *map(str, runs_dirs)]
+    later = "wandb sync " + " ".join(map(str, runs_dirs[:3])) + (" …" if len(runs_dirs) > 3 else "")
     if upload:
-        subprocess.run(command, check=True)
+        if not wandb_logged_in():
+            raise PromptRecError(
+                f"--sync needs a W&B login, and none is configured here. Log in once with "
+                f"`wandb login` (or set WANDB_API_KEY) and rerun with --sync, or upload later with "
+                f"`{later}`. The {len(runs_dirs)} offline runs stay where they are."
+            )
+        done = subprocess.run(command)
+        if done.returncode != 0:
+            raise PromptRecError(
+                f"wandb sync stopped with exit code {done.returncode} (its message is above); "
+                f"the offline runs stay where they are. Retry later with `{later}`."
+            )
     else:
         console.print(f"{len(runs_dirs)} W&B runs were logged offline. To see them in the "
                       "dashboard, rerun with --sync or run:\n  wandb sync " + " ".join(map(str, runs_dirs[:3]))

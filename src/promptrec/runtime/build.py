@@ -75,6 +75,12 @@ RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
 def resolve_checkpoint(cfg: DictConfig) -> DictConfig:
     """Accept a run folder as ``ckpt_path`` (its ``checkpoints/best.ckpt``); fail clearly if the
     checkpoint does not exist."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError(
+            "ckpt_path is required: the run to test, e.g. `promptrec-eval "
+            "ckpt_path=outputs/train/runs/<run>` (a run folder written by promptrec-train, or its "
+            "checkpoints/best.ckpt)."
+        )
     path = Path(cfg.ckpt_path)
     if path.is_dir():
         path = path / "checkpoints" / "best.ckpt"

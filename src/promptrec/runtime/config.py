@@ -213,6 +213,8 @@ def validate(cfg) -> None:
     """Ranges and combinations the schema's types cannot express, checked before anything is
     written; raises ConfigError naming the field. Each part's owner checks its own part."""
     _check_data(cfg.data)
+    if cfg.get("trainer") is not None:
+        _check_trainer(cfg.trainer)
     _check_run(cfg)
     build_task(cfg.task)  # its own checks (heads, cut-offs, options) run in its constructor
     check_model(cfg)
@@ -236,6 +238,46 @@ def _check_data(d) -> None:
     fold = d.get("holdout_fold")
     _check(fold is None or (len(fold) == 2 and fold[1] >= 2 and 0 <= fold[0] < fold[1]),
            "data.holdout_fold", fold, "null or [k, K] with K ≥ 2 and 0 ≤ k < K")  # fmt: skip
+
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",
+              "32", "bf16", "16", "64", 32, 16, 64)  # fmt: skip
+
+
+def _whole(value, least: int, *also) -> bool:
+    """An integer ≥ ``least`` (or one of ``also``), not a bool or a string that looks like one."""
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return (whole and value >= least) or value in also
+
+
+def _check_trainer(t) -> None:
+    """The Trainer settings users type, checked before the model loads (Lightning would raise a
+    TypeError deep in its constructor, after the slow part)."""
+    _check(_whole(t.get("max_epochs", 1), 1, -1), "trainer.max_epochs", t.get("max_epochs"),
+           "a positive integer (-1: no limit)")  # fmt: skip
+    _check(_whole(t.get("max_steps", -1), 1, -1), "trainer.max_steps", t.get("max_steps"),
+           "a positive integer (-1: the epochs decide)")  # fmt: skip
+    devices = t.get("devices", "auto")
+    is_list = OmegaConf.is_list(devices) and all(_whole(d, 0) for d in devices)
+    _check(_whole(devices, 1, -1, "auto") or is_list, "trainer.devices", devices,
+           "a positive integer (devices per node), -1 or auto (all), or a list of device indices")  # fmt: skip
+    _check(_whole(t.get("num_nodes", 1), 1), "trainer.num_nodes", t.get("num_nodes"),
+           "a positive integer")  # fmt: skip
+    _check(t.get("precision", "auto") in PRECISIONS, "trainer.precision", t.get("precision"),
+           f"one of {', '.join(map(str, PRECISIONS[:7]))}")  # fmt: skip
+    _check(_whole(t.get("accumulate_grad_batches", 1), 1), "trainer.accumulate_grad_batches",
+           t.get("accumulate_grad_batches"), "a positive integer")  # fmt: skip
+    _check(_whole(t.get("log_every_n_steps", 1), 1), "trainer.log_every_n_steps",
+           t.get("log_every_n_steps"), "a positive integer")  # fmt: skip
+    clip = t.get("gradient_clip_val")
+    _check(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool)
+                            and clip >= 0), "trainer.gradient_clip_val", clip,
+           "null (no clipping) or a number ≥ 0")  # fmt: skip
+    for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        limit = t.get(name, 1.0)
+        share = isinstance(limit, float) and 0.0 < limit <= 1.0
+        _check(share or _whole(limit, 1), f"trainer.{name}", limit,
+               "a share of the batches in (0, 1.0] or a number of batches ≥ 1")  # fmt: skip
 
 
 def _check_run(cfg) -> None:

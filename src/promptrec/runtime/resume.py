@@ -43,6 +43,12 @@ def run_to_resume(cfg: DictConfig) -> Path | None:
     if str(cfg.ckpt_path) == "last":
         return _newest_unfinished(cfg)
     path = Path(cfg.ckpt_path)
+    if not path.exists():
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} does not exist. Give a run folder to resume it "
+            "(ckpt_path=outputs/train/runs/<run>), ckpt_path=last for the newest unfinished run, "
+            "or a .ckpt file to start from its weights."
+        )
     if not path.is_dir():
         return None
     if (

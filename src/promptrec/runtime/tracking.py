@@ -9,6 +9,7 @@ resumed run continues the same W&B run.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import traceback
@@ -90,7 +91,8 @@ def wandb_identity(cfg: DictConfig, node: DictConfig) -> dict:
 
 
 class RunRecord:
-    """``run.json`` in the run folder: status (running → finished | failed), times, W&B id, git.
+    """``run.json`` in the run folder: status (running → finished | failed | interrupted), times,
+    W&B id, git.
 
     Written atomically at each change, so a reader (summarize, resume) never sees half a file.
     """
@@ -109,6 +111,9 @@ class RunRecord:
     def finished(self) -> None:
         self.update(status="finished", ended=time.time())
 
+    def interrupted(self) -> None:
+        self.update(status="interrupted", ended=time.time())
+
     def failed(self, exc: BaseException) -> None:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         self.update(status="failed", ended=time.time(), error=last)
@@ -121,3 +126,16 @@ class RunRecord:
 def load_run_record(run_dir: Path) -> dict | None:
     path = Path(run_dir) / RUN_RECORD
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def remove_startup_folder(run_dir: Path) -> None:
+    """Remove the folder of a run that a user's mistake (config, data, model path) stopped before
+    it built anything (Hydra's config, the run record, empty logs): a run that never ran should
+    not sit among the runs as one that failed."""
+    if not run_dir.is_dir():
+        return
+    for entry in run_dir.iterdir():
+        empty_log = entry.suffix == ".log" and entry.is_file() and entry.stat().st_size == 0
+        if entry.name not in (".hydra", RUN_RECORD) and not empty_log:
+            return
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
+from promptrec.errors import ConfigError, PromptRecError
 from promptrec.prompts.inspect import sample_prompts
 from promptrec.runtime.build import build_run, close_loggers, wandb_facts
 from promptrec.runtime.callbacks import TrainingDiverged
@@ -20,8 +21,8 @@ from promptrec.runtime.reporting import (
     side_facts,
     write_metrics,
 )
-from promptrec.runtime.resume import resume_config, run_to_resume
-from promptrec.runtime.tracking import RunRecord, in_multirun
+from promptrec.runtime.resume import LAST, resume_config, run_to_resume
+from promptrec.runtime.tracking import RunRecord, in_multirun, remove_startup_folder
 
 
 def run_costs(trainer) -> dict:
@@ -31,6 +32,21 @@ def run_costs(trainer) -> dict:
     if best and Path(best).is_file():
         costs["cost/checkpoint_mb"] = Path(best).stat().st_size / 2**20
     return costs
+
+
+def interrupted(exc: BaseException, objects) -> bool:
+    """Ctrl-C: before training, a KeyboardInterrupt; during it, Lightning's graceful shutdown
+    ends in ``sys.exit(1)`` with the trainer marked interrupted."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, SystemExit) and objects is not None and objects.trainer.interrupted
+
+
+def resume_hint(run_dir: Path) -> str:
+    if (run_dir / "checkpoints" / LAST).is_file():
+        return (f"interrupted: continue it with `promptrec-train ckpt_path={run_dir}` (from the "
+                "end of its last finished epoch)")  # fmt: skip
+    return "interrupted before its first epoch ended: nothing to resume, start it again"
 
 
 def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
@@ -47,6 +63,9 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
     if cfg.test:
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
+        if cfg.train and trainable and not best:
+            print("training stopped before its first validation (trainer.max_steps or a limit): "
+                  "testing the last weights")  # fmt: skip
         ckpt = best or (None if cfg.train else cfg.ckpt_path)
         trainer.test(
             module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True, verbose=False
@@ -61,6 +80,41 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
     return {**metrics, **side_facts(module)}
 
 
+def checked_start(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
+    """The run's config (a resumed run's own) once every start-up check passed, and the folder
+    it resumes. Before anything is written: a bad value leaves no run folder behind."""
+    try:
+        resumed = run_to_resume(cfg)
+        if resumed is not None:
+            print(f"resuming {resumed} from checkpoints/last.ckpt")
+            cfg = resume_config(cfg, resumed)
+        validate(cfg)
+        validate_launch(cfg, in_multirun())
+    except ConfigError:
+        remove_startup_folder(Path(cfg.paths.output_dir))
+        raise
+    return cfg, resumed
+
+
+def ended_early(exc: BaseException, record: RunRecord, objects, fresh: bool) -> None:
+    """Record why a run ended before its metrics; Ctrl-C becomes exit code 130 with the command
+    that resumes it, and a mistake found before anything was built leaves no folder."""
+    stopped = interrupted(exc, objects)
+    if stopped:
+        record.interrupted()
+    else:
+        record.failed(exc)
+    run_dir = record.path.parent
+    if objects is not None:
+        close_loggers(objects.loggers, failed=True)
+    elif isinstance(exc, PromptRecError) and fresh:
+        remove_startup_folder(run_dir)
+    if stopped:
+        if record.write:
+            print(resume_hint(run_dir))
+        raise SystemExit(130) from None  # the shell's code for Ctrl-C
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Fit, then test the best checkpoint; write metrics.json and predictions.csv to the run folder.
 
@@ -68,12 +122,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     Returns (metrics, objects): test metrics plus run facts, and the built objects for callers
     (tests, notebooks) that want to inspect the model or data.
     """
-    resumed = run_to_resume(cfg)
-    if resumed is not None:
-        print(f"resuming {resumed} from checkpoints/last.ckpt")
-        cfg = resume_config(cfg, resumed)
-    validate(cfg)  # before anything is written: a bad value leaves no run folder behind
-    validate_launch(cfg, in_multirun())
+    cfg, resumed = checked_start(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
@@ -100,9 +149,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             write_metrics(run_dir, metrics)
         record.finished()
     except BaseException as exc:
-        record.failed(exc)
-        if objects is not None:
-            close_loggers(objects.loggers, failed=True)
+        ended_early(exc, record, objects, fresh=resumed is None and lead)
         raise
     close_loggers(objects.loggers)
     if lead:
