@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,18 @@ def _bin(name):
     return str(Path(sys.executable).parent / name)
 
 
+PROGRESS_OR_RESULTS = ("epoch ", "Epoch ", "Testing", "Validation", "run folder:", "test metrics",
+                       "┏", "┃", "┡", "│", "└")  # fmt: skip
+
+
+def chatter(output: str) -> list[str]:
+    """The lines of a command's output that are neither progress nor results."""
+    lines = [line.strip() for line in output.replace("\r", "\n").splitlines()]
+    bar = re.compile(r"\d+%\|")  # a tqdm bar (the first run of a slice builds its caches)
+    return [line for line in lines
+            if line and not line.startswith(PROGRESS_OR_RESULTS) and not bar.search(line)]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_path):
     common = [f"model.name_or_path={tiny_model_dir}", f"paths.data_dir={data_dir}", "data.max_users=20",
@@ -38,6 +51,9 @@ def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_pat
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test/auc" in done.stdout
+    said = chatter(done.stdout + done.stderr)  # one start line: examples, epochs, precision, head
+    assert len(said) <= 1 and said[0].startswith("training on 32 examples"), said
+    assert [line for line in done.stdout.splitlines() if line.startswith("epoch 1/1 · train loss")]
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     assert (run / ".hydra" / "config.yaml").is_file()
     trained = json.loads((run / "metrics.json").read_text())
@@ -45,6 +61,7 @@ def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_pat
     done = _run([_bin("promptrec-eval"), f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
                  f"paths.data_dir={data_dir}", "trainer.enable_progress_bar=false"], tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert chatter(done.stdout + done.stderr) == [], chatter(done.stdout + done.stderr)
     (eval_run,) = (tmp_path / "outputs" / "eval" / "runs").iterdir()
     evaluated = json.loads((eval_run / "metrics.json").read_text())
     assert evaluated["test/auc"] == trained["test/auc"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -69,9 +71,64 @@ def _load(loader, name_or_path: str, what: str, **kwargs):
             "Give a local folder with config.json, tokenizer files and weights, or a Hub name while "
             "online; the default 'sentence-transformers/all-MiniLM-L6-v2' works offline."
         ) from exc
-    if hasattr(loaded, "config"):  # a Hub download: its type is known only now
-        _check_family(name_or_path, loaded.config.model_type)
+    model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info)
+    if hasattr(model, "config"):  # a Hub download: its type is known only now
+        _check_family(name_or_path, model.config.model_type)
     return loaded
+
+
+# weights a task adds on top of a checkpoint (missing from it by design), and weights of a
+# checkpoint that a model built without that part ignores: neither is worth a load report
+FRESH_PARTS = {
+    "classifier.": "classification head",
+    "score.": "classification head",
+    "pre_classifier.": "classification head",
+    "cls.predictions.": "masked-LM head",
+}
+UNUSED_PARTS = ("pooler.", "cls.seq_relationship.")
+
+
+class _HeldReport(logging.Filter):
+    """Holds transformers' load report back until the load says whether it matters."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            self.records.append(record)
+            return False
+        return True
+
+
+@contextmanager
+def _held_load_report():
+    logger = logging.getLogger("transformers.modeling_utils")
+    held = _HeldReport()
+    logger.addFilter(held)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(held)
+
+
+def _load_model(loader, name_or_path: str, **kwargs):
+    """A model whose load report is shown only when something besides its fresh head is missing
+    or left over (a wrong checkpoint, a renamed layer); the fresh head's names are kept on the
+    model as ``fresh_parts`` for the run's one start line (runtime/console.py)."""
+    with _held_load_report() as held:
+        model, info = _load(loader, name_or_path, "model", output_loading_info=True, **kwargs)
+    missing, unexpected = set(info.get("missing_keys", ())), set(info.get("unexpected_keys", ()))
+    fresh = {name for k in missing for part, name in FRESH_PARTS.items() if k.startswith(part)}
+    surprising = ({k for k in missing if not k.startswith(tuple(FRESH_PARTS))}
+                  or info.get("mismatched_keys")
+                  or {k for k in unexpected if not k.startswith(UNUSED_PARTS)})  # fmt: skip
+    if surprising:
+        for record in held.records:
+            logging.getLogger("transformers.modeling_utils").handle(record)
+    model.fresh_parts = sorted(fresh)
+    return model
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
@@ -80,16 +137,14 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 def load_classifier(name_or_path: str, num_labels: int, **settings):
     """A sequence-classification model: the backbone plus a fresh head on the [CLS] position."""
-    model = _load(AutoModelForSequenceClassification.from_pretrained, name_or_path, "model",
-                  num_labels=num_labels, use_safetensors=None, **settings)  # fmt: skip
+    model = _load_model(AutoModelForSequenceClassification.from_pretrained, name_or_path,
+                        num_labels=num_labels, use_safetensors=None, **settings)  # fmt: skip
     return model.train()  # from_pretrained returns eval mode, and Lightning 2.6 would keep it so
 
 
 def load_encoder(name_or_path: str, **settings):
     """The bare backbone (token vectors, no head), for models that pool and score themselves."""
-    model = _load(
-        AutoModel.from_pretrained, name_or_path, "model", use_safetensors=None, **settings
-    )
+    model = _load_model(AutoModel.from_pretrained, name_or_path, use_safetensors=None, **settings)
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # unused by mean pooling; DDP rejects parameters that get no gradient
     return model.train()
@@ -98,8 +153,8 @@ def load_encoder(name_or_path: str, **settings):
 def load_masked_lm(name_or_path: str, **settings):
     """The backbone with its masked-LM head, for cloze prompts. A checkpoint saved without one
     (MiniLM) gets a freshly initialised head transform: it must train (every tuning mode does)."""
-    model = _load(AutoModelForMaskedLM.from_pretrained, name_or_path, "model",
-                  use_safetensors=None, **settings)  # fmt: skip
+    model = _load_model(AutoModelForMaskedLM.from_pretrained, name_or_path, use_safetensors=None,
+                        **settings)  # fmt: skip
     return model.train()
 
 

@@ -102,9 +102,6 @@ class RecDataModule(L.LightningDataModule):
                     "ratios": list(cfg.split_ratios), "seed": cfg.split_seed}  # fmt: skip
         if cfg.get("merge_duplicate_items"):  # in the key only when on: old splits keep theirs
             data, settings["merge_duplicate_items"] = merge_duplicate_items(data, copies), True
-        elif copies:
-            print(f"data: {len(copies)} items repeat another item's title and year under a second "
-                  "id; data.merge_duplicate_items=true gives each film one id.")  # fmt: skip
         key = digest([sha256_file(f) for f in files], cfg.max_users, settings)
         interactions = select_users(data.interactions, cfg.max_users)
         split, split_hash = load_or_build_split(interactions, Path(cfg.cache_dir), key, **settings)

@@ -89,7 +89,10 @@ class RecModule(L.LightningModule):
             loss = self.task.loss(self(batch), batch["labels"])
         if self.penalty is not None:
             loss = loss + self.penalty(self.model)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        size = len(batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        # the epoch's mean as well: a run of fewer steps than log_every_n_steps still has a curve
+        self.log("train/epoch_loss", loss, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     # -- checkpoints: only what trains, for parameter-efficient modes ------------------------------
@@ -157,7 +160,7 @@ class RecModule(L.LightningModule):
         counted = {k for k in metrics if k.split("/", 1)[-1] in self.task.counted}
         self.counts.update({k: metrics.pop(k) for k in counted})  # metrics.json's "counts"
         if log:
-            self.log_dict(metrics, sync_dist=False, prog_bar=stage == "val")
+            self.log_dict(metrics, sync_dist=False)  # printed once per epoch: runtime/console.py
         return table, outputs.cpu(), examples
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -26,6 +26,7 @@ from promptrec.pipeline.datamodule import RecDataModule
 from promptrec.pipeline.module import RecModule
 from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
 from promptrec.runtime.config import OPTION_KEYS, on_own_schema, validate
+from promptrec.runtime.console import EpochLine, QuietProgressBar, quiet_libraries
 from promptrec.runtime.csv_log import ResumableCSVLogger
 from promptrec.runtime.precision import resolve_precision
 from promptrec.runtime.reporting import TestOutputWriter
@@ -194,17 +195,19 @@ def wandb_facts(loggers: list[Logger]) -> dict:
     return {}
 
 
-def run_precision(cfg: DictConfig, say: bool = False) -> str:
+def run_precision(cfg: DictConfig) -> str:
     """``trainer.precision``, with ``auto`` resolved for this machine (runtime/precision.py)."""
+    return precision_and_reason(cfg)[0]
+
+
+def precision_and_reason(cfg: DictConfig) -> tuple[str, str | None]:
+    """The precision, and why ``auto`` chose it (None when it was set)."""
     trainer = cfg.get("trainer") or {}  # explain and robustness run no trainer
     setting = trainer.get("precision", "32-true")
     if str(setting) == "auto" and (cfg.get("model") or {}).get("kind", "lm") != "lm":
         # ID baselines are cheap, and bf16's 8-bit mantissa would tie their catalogue scores
-        return "32-true"
-    precision, note = resolve_precision(setting, trainer.get("accelerator", "auto"))
-    if say and note and rank_zero_only.rank == 0:
-        print(note)
-    return precision
+        return "32-true", None
+    return resolve_precision(setting, trainer.get("accelerator", "auto"))
 
 
 def build_trainer(
@@ -214,12 +217,18 @@ def build_trainer(
     precision: str | None = None,
 ) -> L.Trainer:
     """``extra``: callbacks of the tuning mode (AdaLoRA's budget, merging LoRA before test)."""
+    quiet_libraries()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra)
     callbacks.append(
         TestOutputWriter(Path(cfg.paths.output_dir), cfg.model.kind)
     )  # every run's test tables
-    precision = precision or run_precision(cfg)
+    reason = None
+    if precision is None:
+        precision, reason = precision_and_reason(cfg)
+    callbacks.append(EpochLine(reason))
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(QuietProgressBar())
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        plugins=[AtomicCheckpointIO()], precision=precision)  # fmt: skip
 
@@ -227,12 +236,13 @@ def build_trainer(
 def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    precision = run_precision(cfg, say=True)
+    quiet_libraries()
+    precision = run_precision(cfg)
     module, built = build_module(cfg, datamodule)
     if built.lower is not None:  # tuning.freeze_layers: the frozen part's output, cached on disk
         datamodule.use_hidden_states(built.lower, precision)
     loggers = build_loggers(cfg, wandb_id)
-    trainer = build_trainer(cfg, loggers, built.callbacks, precision)
+    trainer = build_trainer(cfg, loggers, built.callbacks)
     run_info = {
         **count_parameters(module.model),
         "model/kind": cfg.model.kind,
@@ -240,6 +250,8 @@ def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
         "prompt/name": cfg.prompt.name if datamodule.prompts else "none",
         "prompt/hash": datamodule.prompts.hash if datamodule.prompts else "none",
         "data/split_hash": datamodule.prepared.split_hash,
+        # films listed under two ids (data.merge_duplicate_items=true gives each one id)
+        "data/duplicate_items": len(datamodule.prepared.duplicates or {}),
         **{f"data/{s}_examples": len(ds) for s, ds in datamodule.prepared.datasets.items()},
         **git_state(),
     }

@@ -46,8 +46,10 @@ class CostMonitor(L.Callback):
     def __init__(self):
         self.step_seconds = self.samples = 0.0
         self._epoch_start = self._step_start = 0.0
+        self.world = 1
 
     def setup(self, trainer, pl_module, stage):
+        self.world = trainer.world_size
         if stage == "fit":  # this job's own peak, also in a multirun that reuses the process
             reset_peak_rss()
             if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -65,6 +67,10 @@ class CostMonitor(L.Callback):
             torch.cuda.synchronize()  # kernels are asynchronous: wait, or the step looks free
         self.step_seconds += time.perf_counter() - self._step_start
         self.samples += len(batch["labels"])
+
+    def samples_per_second(self) -> float | None:
+        """Training samples per second of step time in the epoch so far (all ranks)."""
+        return self.world * self.samples / self.step_seconds if self.step_seconds else None
 
     def on_train_epoch_end(self, trainer, pl_module):
         if self.samples == 0:
