@@ -274,3 +274,24 @@ def test_sync_without_a_wandb_login_says_how_to_log_in_and_uploads_nothing(tmp_p
     (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password x\n")
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     assert wandb_logged_in()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["preference", "rating", "next_item"])
+def test_inspect_notebook_shows_each_tasks_view(sweep, task, monkeypatch):
+    """A tiny sweep job (with its training log) for preference; the published run folders (no
+    logs) for the others: the notebook picks the task's view and says why a curve is missing."""
+    run = {"preference": next(p.parent for p in sweep.glob("*/metrics.json")),
+           "rating": REPO / "docs" / "results" / "runs" / "minilm_rating_s42",
+           "next_item": REPO / "docs" / "results" / "runs" / "minilm_next_item_s42"}[task]  # fmt: skip
+    notebook = nbformat.read(REPO / "notebooks" / "inspect_run.ipynb", as_version=4)
+    monkeypatch.setenv("PROMPTREC_RUN", str(run))
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()  # fmt: skip
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = " ".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert f"· {task}" in text
+    assert {"preference": "decile", "rating": "true stars", "next_item": "users whose target"}[task] in text
+    figures = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert figures == 1 if task == "preference" else (figures == 0 and "no training curve" in text)

@@ -23,9 +23,10 @@ def _chosen(examples: pd.DataFrame, users: list, n_users: int) -> pd.DataFrame:
     chosen = examples[examples["user_id"].isin([str(u) for u in users])]
     missing = sorted({str(u) for u in users} - set(chosen["user_id"]))
     if missing:
+        present = sorted(examples["user_id"].unique(), key=lambda u: (len(u), u))[:3]
         raise ConfigError(
-            f"users={missing} have no example in this split. Choose user ids from the data "
-            "(e.g. users=[1,42]) or leave users empty for the first n_users."
+            f"users={missing} have no example in this split. Choose user ids this split holds "
+            f"(e.g. users=[{','.join(present)}]) or leave users empty for the first n_users."
         )
     return chosen.drop_duplicates("user_id")
 

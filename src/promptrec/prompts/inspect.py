@@ -48,7 +48,8 @@ def prompt_stats(datamodule, which: str) -> dict:
         "split": which,
         "examples": len(examples),
         "max_tokens": int(datamodule.cfg.max_tokens),
-        **{f"tokens_p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99)},
+        # token counts are whole numbers: each percentile is one prompt's length
+        **{f"tokens_p{q}": int(np.percentile(lengths, q, method="higher")) for q in (50, 90, 99)},
         "tokens_max": int(lengths.max()),
         "history_kept_mean": float(examples["n_history_kept"].mean()),
         "history_available_mean": float(examples["n_history"].mean()),
