@@ -234,9 +234,9 @@ def build_trainer(
 
 
 def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
+    quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    quiet_libraries()
     precision = run_precision(cfg)
     module, built = build_module(cfg, datamodule)
     if built.lower is not None:  # tuning.freeze_layers: the frozen part's output, cached on disk
