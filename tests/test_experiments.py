@@ -16,13 +16,16 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from lightning.pytorch.loggers import WandbLogger
 from nbclient import NotebookClient
+from omegaconf import open_dict
 
 from conftest import compose_config, run, tiny
-from promptrec.errors import PromptRecError
+from promptrec.errors import ConfigError, PromptRecError
 from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
 from promptrec.experiments.summary import summarize
+from promptrec.runtime.build import build_loggers, wandb_facts
 from promptrec.runtime.resume import run_to_resume
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,8 +293,39 @@ def test_inspect_notebook_shows_each_tasks_view(sweep, task, monkeypatch):
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()  # fmt: skip
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    text = " ".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    text = " ".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
     assert f"· {task}" in text
-    assert {"preference": "decile", "rating": "true stars", "next_item": "users whose target"}[task] in text
+    assert {"preference": "decile", "rating": "true stars", "next_item": "users whose target"}[
+        task
+    ] in text
     figures = sum("image/png" in o.get("data", {}) for o in outputs)
     assert figures == 1 if task == "preference" else (figures == 0 and "no training curve" in text)
+
+
+def test_a_finished_run_is_not_resumed_and_a_resumed_sweep_job_keeps_its_identity(
+    train_cfg, tmp_path
+):
+    done = tmp_path / "done"
+    (done / ".hydra").mkdir(parents=True)
+    (done / ".hydra" / "config.yaml").write_text("{}")
+    (done / "checkpoints").mkdir()
+    (done / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (done / "run.json").write_text(json.dumps({"status": "finished"}))
+    train_cfg.ckpt_path = str(done)
+    with pytest.raises(ConfigError, match="is a finished run") as info:
+        run_to_resume(train_cfg)
+    assert f"promptrec-reproduce {done}" in str(info.value)
+    # the saved name, group and tags of a sweep job win over what a plain run would be called
+    previous = {"wandb_id": "abc123", "wandb_name": "prompt=text,tuning=lora,seed=2",
+                "wandb_group": "multiruns/2026-12-02", "wandb_tags": ["prompt=text", "seed=2"]}  # fmt: skip
+    with open_dict(train_cfg):
+        train_cfg.logger = compose_config("train", ["logger=default"]).logger
+        train_cfg.paths.output_dir = str(tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    (logger,) = [x for x in build_loggers(train_cfg, previous) if isinstance(x, WandbLogger)]
+    facts = wandb_facts([logger])
+    logger.experiment.finish()
+    assert facts == {"wandb_id": "abc123", "wandb_name": previous["wandb_name"],
+                     "wandb_group": previous["wandb_group"], "wandb_tags": previous["wandb_tags"]}  # fmt: skip

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,9 @@ def test_statistics_match_an_independent_count(tiny_model_dir, data_dir, tmp_pat
     lengths = np.array([len(ids) for ids in ds["input_ids"]])
     assert stats["examples"] == len(examples) == 40
     assert stats["tokens_p50"] == int(np.percentile(lengths, 50, method="higher"))
-    assert all(isinstance(stats[f"tokens_p{q}"], int) for q in (50, 90, 99))  # printed as 86, not 86.0000
+    assert all(
+        isinstance(stats[f"tokens_p{q}"], int) for q in (50, 90, 99)
+    )  # printed as 86, not 86.0000
     assert stats["tokens_max"] == lengths.max() <= 80
     # a prompt was truncated exactly when its full history would not fit the budget
     encoder = datamodule.prepared.encoder

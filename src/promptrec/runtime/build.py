@@ -140,9 +140,10 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
     return cfg, datamodule, module.eval()
 
 
-def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
+def build_loggers(cfg: DictConfig, previous: dict | None = None) -> list[Logger]:
     """Every logger in ``cfg.logger``. W&B runs are named, grouped and tagged by
-    :func:`~promptrec.runtime.tracking.wandb_identity`; ``wandb_id`` continues an existing W&B run.
+    :func:`~promptrec.runtime.tracking.wandb_identity`; ``previous`` (a resumed run's record)
+    continues its W&B run under its own name, group and tags (a sweep job stays in its sweep).
     A W&B run that cannot start (no login, no network, a bad setting) never stops training: the
     run goes on with the CSV log, and says so once."""
     loggers, wandb_failed = [], False
@@ -152,8 +153,11 @@ def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list[Logger]:
         if node._target_.endswith("WandbLogger"):
             os.environ.setdefault("WANDB_SILENT", "true")  # no banners; offline needs no login
             os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")  # online but unreachable: not 90 s
-            resume = {"id": wandb_id, "resume": "allow"} if wandb_id else {}
-            logger = instantiate(node, **wandb_identity(cfg, node), **resume)
+            identity, resume = wandb_identity(cfg, node), {}
+            if previous and previous.get("wandb_id"):
+                resume = {"id": previous["wandb_id"], "resume": "allow"}
+                identity = {k: previous.get(f"wandb_{k}") or v for k, v in identity.items()}
+            logger = instantiate(node, **identity, **resume)
             if _wandb_started(logger, cfg):
                 loggers.append(logger)
             else:
@@ -191,7 +195,8 @@ def wandb_facts(loggers: list[Logger]) -> dict:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
-            return {"wandb_id": run.id, "wandb_name": run.name, "wandb_group": run.group}
+            return {"wandb_id": run.id, "wandb_name": run.name, "wandb_group": run.group,
+                    "wandb_tags": sorted(run.tags or ())}  # fmt: skip
     return {}
 
 
@@ -233,7 +238,7 @@ def build_trainer(
                        plugins=[AtomicCheckpointIO()], precision=precision)  # fmt: skip
 
 
-def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
+def build_run(cfg: DictConfig, previous: dict | None = None) -> RunObjects:
     quiet_libraries()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -241,7 +246,7 @@ def build_run(cfg: DictConfig, wandb_id: str | None = None) -> RunObjects:
     module, built = build_module(cfg, datamodule)
     if built.lower is not None:  # tuning.freeze_layers: the frozen part's output, cached on disk
         datamodule.use_hidden_states(built.lower, precision)
-    loggers = build_loggers(cfg, wandb_id)
+    loggers = build_loggers(cfg, previous)
     trainer = build_trainer(cfg, loggers, built.callbacks)
     run_info = {
         **count_parameters(module.model),

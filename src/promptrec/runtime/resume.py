@@ -61,6 +61,12 @@ def run_to_resume(cfg: DictConfig) -> Path | None:
             "callbacks.latest_checkpoint). A run killed before its first epoch ended has nothing "
             "to resume from; start it again."
         )
+    if (load_run_record(path) or {}).get("status") == "finished":
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is a finished run: there is nothing to resume. "
+            f"`promptrec-reproduce {path}` trains it again from its config and compares every "
+            f"metric; `promptrec-eval ckpt_path={path}` tests its best checkpoint again."
+        )
     return path.resolve()
 
 

@@ -127,10 +127,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     run_dir.mkdir(parents=True, exist_ok=True)
     lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
     record = RunRecord(run_dir, write=lead, resumed=resumed is not None)  # failed jobs say so
-    wandb_id = record.data.get("wandb_id") if resumed else None  # continue the same W&B run
+    previous = dict(record.data) if resumed else None  # continue the same W&B run, as it was
     objects = None
     try:
-        objects = build_run(cfg, wandb_id=wandb_id)
+        objects = build_run(cfg, previous)
         trainer, module, datamodule = objects.trainer, objects.module, objects.datamodule
         record.update(**wandb_facts(objects.loggers),
                       device=str(trainer.strategy.root_device),
