@@ -150,3 +150,17 @@ PINNED_LOSSES = [0.693338, 0.694307, 0.692468, 0.693571, 0.693806, 0.691712,
                  0.692779, 0.691534, 0.691701, 0.690634, 0.692776, 0.692697]  # fmt: skip
 PINNED_VAL_AUC = 0.7460317015647888
 PINNED_TEST_LOGLOSS = 0.6921693086624146
+
+
+@pytest.mark.parametrize("keep,left", [("best", ["best.ckpt"]), ("both", ["best.ckpt", "last.ckpt"]),
+                                       ("none", [])])  # fmt: skip
+def test_a_finished_run_keeps_the_checkpoints_it_is_asked_to(tiny_model_dir, data_dir, tmp_path,
+                                                             keep, left):  # fmt: skip
+    cfg = compose_config("train", [*tiny_overrides(tiny_model_dir, data_dir, tmp_path),
+                                   f"callbacks.keep_checkpoints={keep}"])  # fmt: skip
+    metrics, _ = train(cfg)
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == left and 0 <= metrics["test/auc"] <= 1
+    cfg.callbacks.keep_checkpoints = "some"
+    with pytest.raises(ConfigError, match="callbacks.keep_checkpoints='some'"):
+        train(cfg)

@@ -223,7 +223,11 @@ def build_trainer(
 ) -> L.Trainer:
     """``extra``: callbacks of the tuning mode (AdaLoRA's budget, merging LoRA before test)."""
     quiet_libraries()
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [
+        instantiate(c)
+        for c in (cfg.get("callbacks") or {}).values()
+        if OmegaConf.is_dict(c) and "_target_" in c
+    ]  # not settings (keep_checkpoints)
     callbacks += list(extra)
     callbacks.append(
         TestOutputWriter(Path(cfg.paths.output_dir), cfg.model.kind)

@@ -215,6 +215,8 @@ def validate(cfg) -> None:
     _check_data(cfg.data)
     if cfg.get("trainer") is not None:
         _check_trainer(cfg.trainer)
+    if cfg.get("callbacks") is not None:
+        _check_callbacks(cfg.callbacks)
     _check_run(cfg)
     build_task(cfg.task)  # its own checks (heads, cut-offs, options) run in its constructor
     check_model(cfg)
@@ -248,6 +250,12 @@ def _whole(value, least: int, *also) -> bool:
     """An integer ≥ ``least`` (or one of ``also``), not a bool or a string that looks like one."""
     whole = isinstance(value, int) and not isinstance(value, bool)
     return (whole and value >= least) or value in also
+
+
+def _check_callbacks(callbacks) -> None:
+    keep = callbacks.get("keep_checkpoints", "both")
+    _check(keep in ("best", "last", "both", "none"), "callbacks.keep_checkpoints", keep,
+           "best, last, both or none")  # fmt: skip
 
 
 def _check_trainer(t) -> None:

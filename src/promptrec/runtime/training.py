@@ -80,6 +80,22 @@ def fit_and_test(cfg: DictConfig, trainer, module, datamodule) -> dict:
     return {**metrics, **side_facts(module)}
 
 
+KEEP = {"best": ("best.ckpt",), "last": (LAST,), "both": ("best.ckpt", LAST), "none": ()}
+
+
+def prune_checkpoints(run_dir: Path, keep: str) -> None:
+    """A finished run keeps the checkpoints ``callbacks.keep_checkpoints`` names (a full model
+    is ~90 MB for MiniLM, 440 MB for BERT-base; resuming, the only use of ``last``, is over).
+    Where the kept one was never written (no validation ran), the other one stays."""
+    folder = run_dir / "checkpoints"
+    wanted = [folder / name for name in KEEP[keep]]
+    if keep != "none" and not any(p.is_file() for p in wanted):
+        return
+    for path in (folder / "best.ckpt", folder / LAST):
+        if path not in wanted:
+            path.unlink(missing_ok=True)
+
+
 def checked_start(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
     """The run's config (a resumed run's own) once every start-up check passed, and the folder
     it resumes. Before anything is written: a bad value leaves no run folder behind."""
@@ -147,6 +163,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             )  # the objective a W&B sweep reads (conf/wandb_sweep/*.yaml: metric.name)
         if lead:
             write_metrics(run_dir, metrics)
+            prune_checkpoints(run_dir, (cfg.get("callbacks") or {}).get("keep_checkpoints", "both"))
         record.finished()
     except BaseException as exc:
         ended_early(exc, record, objects, fresh=resumed is None and lead)
