@@ -109,3 +109,17 @@ def test_user_errors_print_one_paragraph_without_traceback(tmp_path):
     done = _run([_bin("promptrec-train"), "data.history_len=-1"], tmp_path)
     assert done.returncode == 1
     assert "data.history_len=-1 is invalid" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_reading_a_config_imports_no_torch_so_help_and_completion_answer_fast():
+    """--help, tab completion and Hydra's config errors load the CLI module and compose the
+    config; torch, Lightning and transformers load only when a command runs."""
+    code = ("import sys, promptrec.cli.train, promptrec.cli.eval, promptrec.cli.explain, "
+            "promptrec.cli.prompts, promptrec.cli.robustness; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', "
+            "'transformers', 'torchmetrics', 'peft'}))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+    done = _run([_bin("promptrec-train"), "--help"], Path("/tmp"))
+    assert done.returncode == 0 and done.stdout.startswith("promptrec-train: fine-tune")
+    assert "== Config ==" not in done.stdout and len(done.stdout.splitlines()) < 60

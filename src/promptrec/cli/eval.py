@@ -8,13 +8,14 @@ from omegaconf import DictConfig
 from promptrec.cli.entry import run_main
 from promptrec.metrics.names import at_stage
 from promptrec.runtime.config import config_dir, register_configs
-from promptrec.runtime.evaluation import evaluate
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    from promptrec.runtime.evaluation import evaluate  # torch & co.: not for --help
+
     metrics, _ = run_main(evaluate, cfg)
     return metrics.get(at_stage(cfg.task.monitor, "test"))
 

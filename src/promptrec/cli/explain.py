@@ -5,7 +5,6 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from promptrec.analysis.explain import explain
 from promptrec.cli.entry import run_main
 from promptrec.runtime.config import config_dir, register_configs
 
@@ -14,6 +13,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="explain")
 def main(cfg: DictConfig) -> None:
+    from promptrec.analysis.explain import explain  # torch & co.: not for --help
+
     run_main(explain, cfg)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from promptrec.analysis.robustness import robustness
 from promptrec.cli.entry import run_main
 from promptrec.runtime.config import config_dir, register_configs
 
@@ -15,6 +14,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="robustness")
 def main(cfg: DictConfig) -> None:
+    from promptrec.analysis.robustness import robustness  # torch & co.: not for --help
+
     run_main(robustness, cfg)
 
 

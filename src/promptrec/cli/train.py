@@ -7,7 +7,6 @@ from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
 from promptrec.runtime.config import config_dir, register_configs
-from promptrec.runtime.training import objective, train
 
 register_configs()
 
@@ -15,6 +14,8 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best monitored validation metric so a sweeper (e.g. Optuna) can optimise it."""
+    from promptrec.runtime.training import objective, train  # torch & co.: not for --help
+
     return run_main(lambda c: objective(train(c)[0], c), cfg)
 
 

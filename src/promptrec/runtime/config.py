@@ -17,11 +17,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from promptrec.errors import ConfigError
 from promptrec.metrics.names import direction
-from promptrec.models.build import check_model
 from promptrec.models.settings import MODEL_SCHEMAS, TUNING_SCHEMAS
-from promptrec.models.tuning import check_tuning
-from promptrec.strategies import strategy_class
-from promptrec.tasks import TASKS, build_task
+from promptrec.tasks.settings import TASK_SCHEMAS
 
 
 def config_dir() -> str:
@@ -146,7 +143,7 @@ class RobustnessConfig(EvalConfig):
 
 # group → (the key that names the option, option → its schema)
 OPTION_KEYS = {"task": "name", "model": "kind", "tuning": "mode"}
-OPTION_SCHEMAS = {"task": {name: task.Config for name, task in TASKS.items()},
+OPTION_SCHEMAS = {"task": TASK_SCHEMAS,
                   "model": MODEL_SCHEMAS, "tuning": TUNING_SCHEMAS}  # fmt: skip
 
 
@@ -211,7 +208,13 @@ def _check(ok: bool, field_name: str, value, rule: str) -> None:
 
 def validate(cfg) -> None:
     """Ranges and combinations the schema's types cannot express, checked before anything is
-    written; raises ConfigError naming the field. Each part's owner checks its own part."""
+    written; raises ConfigError naming the field. Each part's owner checks its own part (those
+    import torch: here on first use, so that only a run pays for them, not ``--help``)."""
+    from promptrec.models.build import check_model
+    from promptrec.models.tuning import check_tuning
+    from promptrec.strategies import strategy_class
+    from promptrec.tasks import build_task
+
     _check_data(cfg.data)
     if cfg.get("trainer") is not None:
         _check_trainer(cfg.trainer)

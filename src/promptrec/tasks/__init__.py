@@ -1,34 +1,24 @@
 """Tasks: what is predicted. Each builds its examples, its loss and its evaluation.
-
 A task object is the only place that knows what a label means, so the data module, the
 LightningModule and the output writers stay the same for preference, rating and next-item.
+
+The tasks import torch; their settings (``tasks/settings.py``) do not, so reading a config
+(start-up checks, ``--help``, tab completion) loads the tasks only when a run builds one.
 """
 
 from __future__ import annotations
 
-from promptrec.errors import ConfigError
-from promptrec.tasks.base import Task
-from promptrec.tasks.next_item import NextItemTask
-from promptrec.tasks.preference import PreferenceTask
-from promptrec.tasks.rating import RatingTask
+import importlib
 
-TASKS: dict[str, type[Task]] = {
-    "preference": PreferenceTask,
-    "rating": RatingTask,
-    "next_item": NextItemTask,
-}
+from promptrec.tasks.settings import TASK_SCHEMAS
+
+LAZY = ("TASKS", "Task", "build_task", "task_class")  # from tasks/registry.py, on first use
 
 
-def task_class(name: str) -> type[Task]:
-    if name not in TASKS:
-        raise ConfigError(
-            f"task.name={name!r} is unknown; choose one of {sorted(TASKS)} (task=<name>)."
-        )
-    return TASKS[name]
+def __getattr__(name: str):
+    if name in LAZY:
+        return getattr(importlib.import_module("promptrec.tasks.registry"), name)
+    raise AttributeError(f"module 'promptrec.tasks' has no attribute {name!r}")
 
 
-def build_task(cfg) -> Task:
-    return task_class(cfg.name)(cfg)
-
-
-__all__ = ["TASKS", "Task", "build_task", "task_class"]
+__all__ = ["TASK_SCHEMAS", *LAZY]

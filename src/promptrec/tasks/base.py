@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import MISSING
 
 from promptrec.data.catalog import Catalog
+from promptrec.tasks.settings import TaskConfig
 
 EXAMPLE_COLUMNS = [
     "example_id",
@@ -71,16 +70,6 @@ def interaction_examples(
 def example_table(examples: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The identifying columns of a per-example output table (those the examples have)."""
     return examples[[c for c in columns if c in examples.columns]].reset_index(drop=True)
-
-
-@dataclass
-class TaskConfig:
-    """Settings every task has; each task's own schema (``Task.Config``) adds its fields."""
-
-    name: str = MISSING  # preference | rating | next_item
-    monitor: str = MISSING  # checkpointing, early stopping and the sweeper's objective
-    monitor_mode: str = "${metric_direction:${task.monitor}}"  # the metric's own direction
-    slice_min_examples: int = 20  # smaller test slices report their size but no metrics
 
 
 class Task(ABC):

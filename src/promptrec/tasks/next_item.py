@@ -12,7 +12,6 @@ target: a template that uses ``target`` fails for this task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +23,11 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.negatives import load_or_draw
 from promptrec.errors import ConfigError
 from promptrec.metrics.ranking import TopKMetrics, rank_catalogue
-from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
+from promptrec.tasks.base import Task, example_table, interaction_examples
+from promptrec.tasks.settings import NextItemConfig
 
 HEADS = ("catalog", "two_tower")
 ITEM_INITS = ("none", "text")  # strategies/classifier.py: ClassifierStrategy.initialise
-
-
-@dataclass
-class NextItemConfig(TaskConfig):
-    head: str = "catalog"  # catalog | two_tower (strategies/two_tower.py)
-    ks: list[int] = field(default_factory=lambda: [5, 10, 20])  # top-K cut-offs
-    targets_per_user: int | None = None  # latest training targets per user; null = all
-    eval_negatives: int | None = None  # rank among N sampled negatives (null = full catalogue)
-    negative_sampler: str = "uniform"  # uniform | popularity
-    negative_seed: int = 0
-    temperature: float = 0.05  # two_tower: cosine / temperature = score
-    sampled_negatives: int = 0  # two_tower: uniform items added to in-batch candidates
-    item_max_tokens: int = 32  # two_tower: item texts are cut to this many tokens
-    mask_history: bool = True  # full ranking without the user's earlier items; false = all items
-    item_init: str = "none"  # catalog head: none (random rows) | text (rows from each item's text)
 
 
 class NextItemTask(Task):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from promptrec.metrics import best_f1_threshold, binary_metrics, grouped_auc
-from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
-
-
-@dataclass
-class PreferenceConfig(TaskConfig):
-    like_threshold: float = 4.0  # label = rating ≥ this
+from promptrec.tasks.base import Task, example_table, interaction_examples
+from promptrec.tasks.settings import PreferenceConfig
 
 
 class PreferenceTask(Task):

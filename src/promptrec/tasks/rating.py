@@ -7,8 +7,6 @@ per star, cross-entropy; RMSE/MAE then use the expected rating Σ p(k)·k.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import torch
@@ -22,15 +20,10 @@ from torchmetrics.classification import (
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from promptrec.errors import ConfigError, DataError
-from promptrec.tasks.base import Task, TaskConfig, example_table, interaction_examples
+from promptrec.tasks.base import Task, example_table, interaction_examples
+from promptrec.tasks.settings import RatingConfig
 
 HEADS = ("regression", "classes")
-
-
-@dataclass
-class RatingConfig(TaskConfig):
-    head: str = "regression"  # regression | classes
-    rating_levels: int = 5  # head=classes: one class per star
 
 
 class RatingTask(Task):
