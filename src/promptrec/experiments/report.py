@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rich.console import Console
-from rich.markdown import Markdown
+from rich.table import Table
 
 from promptrec.errors import PromptRecError
 from promptrec.experiments.runs import load_runs, offline_wandb_runs
@@ -29,8 +29,9 @@ from promptrec.experiments.summary import (
     to_markdown,
     varying_labels,
 )
-from promptrec.metrics.names import at_stage
+from promptrec.metrics.names import at_stage, direction
 from promptrec.runtime import plots as figures
+from promptrec.runtime.plots import setting_text
 
 
 def primary_metric(runs, requested: str | None) -> str:
@@ -64,12 +65,13 @@ def with_significance(table, runs, metric: str):
 
 
 def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
-                   extra: list[str] | None = None, runs=None) -> dict[str, Path]:  # fmt: skip
-    """Write the tables and figures for the runs under ``paths`` into ``out``; returns the files."""
+                   extra: list[str] | None = None, runs=None) -> tuple[dict[str, Path], dict]:  # fmt: skip
+    """Write the tables and figures for the runs under ``paths`` into ``out``; returns the files
+    and, per task, (summary table, varying settings, leading metrics) for a terminal view."""
     runs = load_runs(paths) if runs is None else runs
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    sections = []
+    sections, tables = [], {}
     for task, task_runs in runs.groupby(runs["cfg/task.name"].map(str), sort=False):
         task_runs = task_runs.dropna(axis=1, how="all")
         counts = task_runs["status"].value_counts().to_dict()
@@ -81,26 +83,78 @@ def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
         main_metric = primary_metric(task_runs, metric)
         if main_metric not in metrics:
             metrics.insert(0, main_metric)
+        objective = objective_metric(task_runs)
+        if objective and objective not in metrics:
+            metrics.insert(0, objective)
         settings = varying_labels(task_runs)
+        study = hyperparameter_study(settings)
         table = summarize(task_runs, metrics)
         table, note = with_significance(table, task_runs, main_metric)
+        if study and objective:  # rank trials by what the sweeper optimised, not by test
+            ascending = direction(objective) == "min"
+            table = table.sort_values(objective, ascending=ascending, kind="stable")
+            note += f" Trials ranked by {objective}, the objective the sweeper optimised."
         written[f"csv_{task}"] = out / f"summary_{task}.csv"
         table.to_csv(written[f"csv_{task}"], index=False)
+        tables[task] = (table, settings, [objective, main_metric] if objective else [main_metric])
         sections.append(
             f"## {task}\n\n{tally}; mean ± std over seeds (ddof=1), best in bold. {note}\n\n"
-            + to_markdown(table, metrics)
+            + to_markdown(table.reset_index(drop=True), metrics)
         )
-        for name, fig in (
-            ("heatmap", figures.heatmap(table, main_metric)),
-            ("params", figures.metric_vs_parameters(table, main_metric, settings)),
-            ("curves", figures.curves(task_runs, settings)),
-        ):
-            written[f"{name}_{task}"] = out / f"{name}_{task}.png"
-            figures.save(fig, written[f"{name}_{task}"])
+        drawn = {
+            "heatmap": None if study else figures.heatmap(table, main_metric),
+            "trials": figures.objective_vs_parameters(table, objective, settings)
+            if study
+            else None,
+            "params": figures.metric_vs_parameters(table, main_metric, settings),
+            "curves": figures.curves(task_runs, settings),
+        }
+        for name, fig in drawn.items():
+            if fig is not None:
+                written[f"{name}_{task}"] = out / f"{name}_{task}.png"
+                figures.save(fig, written[f"{name}_{task}"])
+        if drawn["curves"] is None:
+            sections.append("No training curve: no run logged a training loss (untrained "
+                            "baselines such as popularity, or `train=false`).\n")  # fmt: skip
     written["markdown"] = out / "summary.md"
     sources = ", ".join(f"`{p}`" for p in paths)
     written["markdown"].write_text(f"# Summary of {sources}\n\n" + "\n".join(sections))
-    return written
+    return written, tables
+
+
+def objective_metric(runs) -> str | None:
+    """The best validation value of the monitored metric (``<monitor>_best``): what a sweeper
+    (Optuna, W&B) optimised and what picked each run's checkpoint."""
+    monitor = str(runs["cfg/task.monitor"].dropna().iloc[0])
+    return f"{monitor}_best" if f"{monitor}_best" in runs else None
+
+
+def hyperparameter_study(settings: list[str]) -> bool:
+    """A study over numeric settings (an Optuna sweep) rather than over prompts × tuning modes:
+    no group option varies, only values."""
+    return bool(settings) and not {"task", "prompt", "tuning", "model", "experiment"} & set(
+        settings
+    )
+
+
+def terminal_table(table, settings: list[str], metrics: list[str], width: int = 100) -> Table:
+    """The summary for a terminal: the settings that vary, n, the objective and the first metric
+    with its interval and mark; the full table is in summary.md and the CSV."""
+    view = Table(width=width, show_lines=False)
+    shown = [s for s in settings if s in table][:3]
+    extra = [c for c in ("95% CI", "real?") if c in table]
+    for column in [*shown, "n", *metrics, *extra]:
+        view.add_column(column, overflow="fold", justify="left" if column in shown else "right")
+    for _, row in table.head(20).iterrows():
+        cells = [setting_text(row[s]) for s in shown] + [str(row.get("runs", ""))]
+        for m in metrics:
+            std = row.get(f"{m} std")
+            mean = row.get(m)
+            cells.append("–" if mean is None or mean != mean else
+                         f"{mean:.4f}" + ("" if std is None or std != std else f" ± {std:.4f}"))  # fmt: skip
+        cells += [str(row[c]) for c in extra]
+        view.add_row(*cells)
+    return view
 
 
 def wandb_logged_in() -> bool:
@@ -140,7 +194,11 @@ def sync_offline_runs(runs_dirs: list[Path], upload: bool) -> None:
 
 def report(args: argparse.Namespace) -> None:
     runs = load_runs(args.paths)
-    written = summarize_runs(args.paths, args.out or args.paths[0], args.metric, args.extra, runs)
-    Console().print(Markdown(written["markdown"].read_text()))
-    Console().print("written: " + ", ".join(str(p) for p in written.values()), highlight=False)
+    written, tables = summarize_runs(args.paths, args.out or args.paths[0], args.metric, args.extra,
+                                     runs)  # fmt: skip
+    console = Console(width=min(Console().width, 100))
+    for task, (table, settings, metrics) in tables.items():
+        console.print(f"[bold]{task}[/] (all columns: {written['markdown']})")
+        console.print(terminal_table(table, settings, metrics, console.width))
+    console.print("written: " + ", ".join(str(p) for p in written.values()), highlight=False)
     sync_offline_runs(offline_wandb_runs(runs), args.sync)

@@ -52,31 +52,88 @@ def label_column(runs: pd.DataFrame, name: str) -> str:
     )
 
 
+def setting_text(value) -> str:
+    """A setting for a label: floats to 3 significant digits (1e-4, not 0.00010000000000000002)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _label(row: pd.Series, settings: list[str]) -> str:
-    return ", ".join(f"{s}={row[s]}" for s in settings) or "run"
+    return ", ".join(f"{s}={setting_text(row[s])}" for s in settings) or "run"
+
+
+MARKERS = "osD^vPX*<>"
 
 
 def heatmap(summary: pd.DataFrame, metric: str, rows: str = "prompt",
-            cols: str = "tuning") -> Figure:  # fmt: skip
-    """Mean metric per prompt (rows) × tuning mode (columns); a setting that did not vary is a
-    single row or column."""
+            cols: str = "tuning") -> Figure | None:  # fmt: skip
+    """Mean ± std (and n) per prompt (rows) × tuning mode (columns). The colour scale spans at
+    least two seed standard deviations, so cells that differ by less than seed noise look alike.
+    None when neither setting varied (one cell says nothing a table does not)."""
+    if rows not in summary and cols not in summary:
+        return None
     table = summary.assign(**{k: summary.get(k, "all") for k in (rows, cols)})
     grid = table.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean", sort=False)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 1.2 + 0.55 * grid.shape[0]))
+    spread = table.pivot_table(index=rows, columns=cols, values=f"{metric} std", aggfunc="mean",
+                               sort=False) if f"{metric} std" in table else None  # fmt: skip
+    counts = table.pivot_table(index=rows, columns=cols, values="runs", aggfunc="sum", sort=False)
+    values = grid.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    noise = float(np.nanmedian(spread.to_numpy(dtype=float))) if spread is not None and np.isfinite(
+        spread.to_numpy(dtype=float)).any() else 0.0  # fmt: skip
+    centre = float(finite.mean()) if finite.size else 0.0
+    half = max((finite.max() - finite.min()) / 2 if finite.size else 0.0, noise, 1e-9)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.7 * grid.shape[1], 1.3 + 0.7 * grid.shape[0]))
     cmap = "viridis_r" if direction(metric) == "min" else "viridis"
-    image = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, aspect="auto")
+    image = ax.imshow(values, cmap=cmap, aspect="auto", vmin=centre - half, vmax=centre + half)
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
-    values = grid.to_numpy(dtype=float)
-    middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
-            ax.text(j, i, f"{value:.3f}", ha="center", va="center",
-                    color="white" if (value < middle) != (cmap == "viridis_r") else "black")  # fmt: skip
+            std = spread.iat[i, j] if spread is not None else np.nan
+            n = counts.reindex(index=grid.index, columns=grid.columns).iat[i, j]
+            text = f"{value:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}") + f"\nn={n:.0f}"
+            dark = (value < centre) != (cmap == "viridis_r")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")  # fmt: skip
     fig.colorbar(image, ax=ax, label=metric)
-    ax.set_title(f"{metric} (mean over seeds)")
+    ax.set_title(f"{metric}: mean ± std over n seeds\n(colours span ≥ 2 seed std: alike = within noise)",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def objective_vs_parameters(summary: pd.DataFrame, objective: str,
+                            params: list[str]) -> Figure | None:  # fmt: skip
+    """A hyperparameter study: the objective the sweeper optimised against each parameter, one
+    point per trial (log axis where the values span more than 20x)."""
+    params = [
+        p
+        for p in params
+        if p in summary and pd.to_numeric(summary[p], errors="coerce").notna().all()
+    ]
+    if not params or objective not in summary:
+        return None
+    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.2), squeeze=False,
+                             sharey=True)  # fmt: skip
+    best = (
+        summary[objective].idxmax()
+        if direction(objective) != "min"
+        else summary[objective].idxmin()
+    )
+    for ax, param in zip(axes[0], params):
+        x = pd.to_numeric(summary[param]).astype(float)
+        ax.scatter(x, summary[objective], s=22, alpha=0.8)
+        ax.scatter([x[best]], [summary[objective][best]], s=80, facecolors="none",
+                   edgecolors="red", label="best trial")  # fmt: skip
+        if x.min() > 0 and x.max() / x.min() > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel(param)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(objective)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{objective} (what the sweeper optimised) per trial", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -84,16 +141,19 @@ def heatmap(summary: pd.DataFrame, metric: str, rows: str = "prompt",
 def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]) -> Figure:
     """Is a bigger trainable budget worth it? One point per configuration, ±1 std over seeds."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours before any repeats
+    ax.set_prop_cycle(color=plt.cm.tab10.colors)  # 10 clearly different colours (tab20 pairs look alike)
     points = (
         summary.dropna(subset=[metric, "params/trainable"])
         if "params/trainable" in summary
         else summary.iloc[:0]
     )
-    for _, row in points.iterrows():
+    # configurations with the same parameter count are dodged sideways (×1.0…1.25) to be seen
+    same = points.groupby("params/trainable").cumcount() if len(points) else pd.Series(dtype=int)
+    for k, (i, row) in enumerate(points.iterrows()):
         std = row.get(f"{metric} std")
-        ax.errorbar(row["params/trainable"], row[metric], yerr=None if pd.isna(std) else std,
-                    fmt="o", capsize=3, label=_label(row, settings))  # fmt: skip
+        ax.errorbar(row["params/trainable"] * 1.06 ** same[i], row[metric],
+                    yerr=None if pd.isna(std) else std, fmt=MARKERS[k % len(MARKERS)],
+                    capsize=3, label=_label(row, settings))  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel(metric)
@@ -104,11 +164,26 @@ def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]
     return fig
 
 
-def curves(runs: pd.DataFrame, settings: list[str], column: str = "train/loss") -> Figure:
+def loss_column(runs: pd.DataFrame) -> str | None:
+    """The per-step loss where runs logged at least two steps, else the per-epoch mean (runs
+    shorter than ``log_every_n_steps``), else None: nothing to draw."""
+    for column in ("train/loss", "train/epoch_loss"):
+        logged = [training_curves(r, (column,)) for r in runs["run"]]
+        if any(column in c and c[column].notna().sum() >= (2 if column == "train/loss" else 1)
+               for c in logged):  # fmt: skip
+            return column
+    return None
+
+
+def curves(runs: pd.DataFrame, settings: list[str], column: str | None = None) -> Figure | None:
     """A logged value against the optimizer step: one line per configuration (mean over its
-    seeds where they logged the same steps), the seeds themselves faint."""
+    seeds where they logged the same steps), the seeds themselves faint. None when no run
+    logged a loss to draw (never an empty figure)."""
+    column = column or loss_column(runs[runs["status"] == "finished"])
+    if column is None:
+        return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours before any repeats
+    ax.set_prop_cycle(color=plt.cm.tab10.colors)  # 10 clearly different colours (tab20 pairs look alike)
     finished = runs[runs["status"] == "finished"]
     keys = [label_column(finished, s) for s in settings]
     groups = (
@@ -125,6 +200,7 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str = "train/loss") 
         (drawn,) = ax.plot(
             line.index,
             line.to_numpy(),
+            "o-" if column == "train/epoch_loss" else "-",
             label=_label(group.iloc[0].rename(lambda c: c.split("/", 1)[-1]), settings),
         )
         for seed_curve in logged if len(logged) > 1 else []:
