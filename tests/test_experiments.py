@@ -21,6 +21,7 @@ from nbclient import NotebookClient
 from omegaconf import open_dict
 
 from conftest import compose_config, run, tiny
+from promptrec.cli.summarize import main as summarize_main
 from promptrec.errors import ConfigError, PromptRecError
 from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
@@ -329,3 +330,18 @@ def test_a_finished_run_is_not_resumed_and_a_resumed_sweep_job_keeps_its_identit
     logger.experiment.finish()
     assert facts == {"wandb_id": "abc123", "wandb_name": previous["wandb_name"],
                      "wandb_group": previous["wandb_group"], "wandb_tags": previous["wandb_tags"]}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_summary_run_and_workspace_join_the_sweep_offline(sweep, tmp_path):
+    out = tmp_path / "summary"
+    summarize_main([str(sweep), "--out", str(out), "--wandb"])
+    (summary_run,) = (out / "wandb").glob("offline-run-*")
+    job = json.loads(next(sweep.glob("*/run.json")).read_text())
+    files = [p.name for p in summary_run.rglob("*")]
+    assert any(n.endswith(".wandb") for n in files)  # the offline run's log, for `wandb sync`
+    spec = json.loads((out / "workspace.json").read_text())
+    text = json.dumps(spec)
+    assert job["wandb_group"] in text  # the runset shows this sweep's group
+    assert "test/auc" in text and "params/trainable" in text and "cost/peak_rss_mb" in text
+    assert "preference: headline metrics" in text and "trials" not in text  # a grid, not a study

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--extra", nargs="*", default=[], help="more metrics for the table, e.g. test/hr@20"
     )
+    parser.add_argument("--wandb", action="store_true",
+                        help="log a summary run into the sweep's W&B group and write its workspace (workspace.json)")  # fmt: skip
     parser.add_argument("--sync", action="store_true", help="upload offline W&B runs (wandb sync)")
     parser.add_argument("--results", type=Path, metavar="PAGE",
                         help="rewrite PAGE's generated tables (docs/results.md) from the run folders")  # fmt: skip

@@ -4,7 +4,8 @@ Reads the run folders (W&B offline or disabled makes no difference) and writes, 
 ``summary.md`` (one row per configuration, mean ± std over seeds, best in bold),
 ``summary_<task>.csv``, and the figures ``heatmap_<task>.png`` (prompt × tuning mode),
 ``params_<task>.png`` (metric against trainable parameters) and ``curves_<task>.png``
-(training loss). ``--sync`` uploads the offline W&B runs for the dashboard.
+(training loss). ``--wandb`` adds a summary run and a workspace for the sweep on the W&B side
+(experiments/dashboard.py); ``--sync`` uploads the offline W&B runs for the dashboard.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promptrec.errors import PromptRecError
+from promptrec.experiments.dashboard import publish
 from promptrec.experiments.runs import load_runs, offline_wandb_runs
 from promptrec.experiments.significance import compare
 from promptrec.experiments.summary import (
@@ -200,5 +202,8 @@ def report(args: argparse.Namespace) -> None:
     for task, (table, settings, metrics) in tables.items():
         console.print(f"[bold]{task}[/] (all columns: {written['markdown']})")
         console.print(terminal_table(table, settings, metrics, console.width))
+    if getattr(args, "wandb", False):
+        study = any(hyperparameter_study(settings) for _, settings, _ in tables.values())
+        written.update(publish(args.out or args.paths[0], runs, tables, dict(written), study))
     console.print("written: " + ", ".join(str(p) for p in written.values()), highlight=False)
     sync_offline_runs(offline_wandb_runs(runs), args.sync)

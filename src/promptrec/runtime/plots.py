@@ -141,7 +141,9 @@ def objective_vs_parameters(summary: pd.DataFrame, objective: str,
 def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]) -> Figure:
     """Is a bigger trainable budget worth it? One point per configuration, ±1 std over seeds."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.set_prop_cycle(color=plt.cm.tab10.colors)  # 10 clearly different colours (tab20 pairs look alike)
+    ax.set_prop_cycle(
+        color=plt.cm.tab10.colors
+    )  # 10 clearly different colours (tab20 pairs look alike)
     points = (
         summary.dropna(subset=[metric, "params/trainable"])
         if "params/trainable" in summary
@@ -183,7 +185,9 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str | None = None) -
     if column is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.set_prop_cycle(color=plt.cm.tab10.colors)  # 10 clearly different colours (tab20 pairs look alike)
+    ax.set_prop_cycle(
+        color=plt.cm.tab10.colors
+    )  # 10 clearly different colours (tab20 pairs look alike)
     finished = runs[runs["status"] == "finished"]
     keys = [label_column(finished, s) for s in settings]
     groups = (
