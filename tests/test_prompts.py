@@ -118,13 +118,13 @@ def test_truncation_never_cuts_the_target():
 
 
 def test_the_readme_prompt_examples_render():
-    """The two templates the README offers users must keep working."""
+    """The two templates the prompts guide offers users must keep working."""
     import re
     from pathlib import Path
 
     import yaml
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "prompts.md").read_text()
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "conf/prompt/" in b]
     assert len(blocks) == 2
     for block in blocks:

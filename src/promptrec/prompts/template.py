@@ -16,7 +16,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptrec.errors import ConfigError
 
-# The fields every template may use; README.md documents them.
+# The fields every template may use; docs/prompts.md documents them.
 FIELDS = {
     "user": ("id", "age", "gender", "occupation"),
     "target": ("id", "title", "year", "genres"),

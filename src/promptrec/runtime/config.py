@@ -77,7 +77,7 @@ class CollaborativeConfig:
 @dataclass
 class PromptConfig:
     name: str = MISSING
-    templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: README "Prompts")
+    templates: dict[str, str] = MISSING  # task name → Jinja2 template (fields: docs/prompts.md)
     strategy: str | None = None  # classifier | cloze | two_tower | mean_pool …; null: implied
     description: str = ""
     # cloze: task name → label words per class (a list of word lists), or "titles" for next_item
