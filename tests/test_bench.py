@@ -118,3 +118,12 @@ def test_step_anatomy_reports_variants_roofline_and_profile(tiny_model_dir, tmp_
     assert all(row["gflops"] > 0 for row in result["medians"].values())
     assert sum(result["profile"].values()) == pytest.approx(1.0)
     assert "| eager_attention |" in done.stdout and "of the GEMM peak" in done.stdout
+
+
+def test_startup_benchmark_times_every_command(tmp_path):
+    out = tmp_path / "startup.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "startup.py"), "--runs", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert len(result) == 4 and all(0 < row["median_s"] < 60 for row in result.values())

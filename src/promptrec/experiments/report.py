@@ -103,25 +103,37 @@ def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
             f"## {task}\n\n{tally}; mean ± std over seeds (ddof=1), best in bold. {note}\n\n"
             + to_markdown(table.reset_index(drop=True), metrics)
         )
-        drawn = {
-            "heatmap": None if study else figures.heatmap(table, main_metric),
-            "trials": figures.objective_vs_parameters(table, objective, settings)
-            if study
-            else None,
-            "params": figures.metric_vs_parameters(table, main_metric, settings),
-            "curves": figures.curves(task_runs, settings),
-        }
-        for name, fig in drawn.items():
-            if fig is not None:
-                written[f"{name}_{task}"] = out / f"{name}_{task}.png"
-                figures.save(fig, written[f"{name}_{task}"])
-        if drawn["curves"] is None:
+        drawn = draw(
+            out, task, table, task_runs, settings, main_metric, objective if study else None
+        )
+        written.update(drawn)
+        if f"curves_{task}" not in drawn:
             sections.append("No training curve: no run logged a training loss (untrained "
                             "baselines such as popularity, or `train=false`).\n")  # fmt: skip
     written["markdown"] = out / "summary.md"
     sources = ", ".join(f"`{p}`" for p in paths)
     written["markdown"].write_text(f"# Summary of {sources}\n\n" + "\n".join(sections))
     return written, tables
+
+
+def draw(out: Path, task: str, table, runs, settings: list[str], metric: str,
+         objective: str | None) -> dict[str, Path]:  # fmt: skip
+    """The task's figures (a hyperparameter study, ``objective`` given: the objective against
+    each parameter instead of the heat-map); figures with nothing to show are not drawn."""
+    drawn = {
+        "heatmap": None if objective else figures.heatmap(table, metric),
+        "trials": figures.objective_vs_parameters(table, objective, settings)
+        if objective
+        else None,
+        "params": figures.metric_vs_parameters(table, metric, settings),
+        "curves": figures.curves(runs, settings),
+    }
+    written = {}
+    for name, fig in drawn.items():
+        if fig is not None:
+            written[f"{name}_{task}"] = out / f"{name}_{task}.png"
+            figures.save(fig, written[f"{name}_{task}"])
+    return written
 
 
 def objective_metric(runs) -> str | None:
