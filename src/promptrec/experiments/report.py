@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from promptrec.errors import PromptRecError
 from promptrec.experiments.dashboard import publish
@@ -167,7 +168,9 @@ def terminal_table(table, settings: list[str], metrics: list[str], width: int = 
             cells.append("–" if mean is None or mean != mean else
                          f"{mean:.4f}" + ("" if std is None or std != std else f" ± {std:.4f}"))  # fmt: skip
         cells += [str(row[c]) for c in extra]
-        view.add_row(*cells)
+        view.add_row(
+            *(Text(c) for c in cells)
+        )  # as text: a setting like [query,value] is no markup
     return view
 
 

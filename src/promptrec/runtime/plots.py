@@ -205,7 +205,10 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str | None = None) -
             line.index,
             line.to_numpy(),
             "o-" if column == "train/epoch_loss" else "-",
-            label=_label(group.iloc[0].rename(lambda c: c.split("/", 1)[-1]), settings),
+            # from the columns the groups were made of (a name can sit under choice/, override/
+            # and cfg/ at once, and a row holds each)
+            label=", ".join(f"{s}={setting_text(group.iloc[0][k])}" for s, k in zip(settings, keys))
+            or "run",
         )
         for seed_curve in logged if len(logged) > 1 else []:
             ax.plot(
