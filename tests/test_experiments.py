@@ -345,3 +345,15 @@ def test_summary_run_and_workspace_join_the_sweep_offline(sweep, tmp_path):
     assert job["wandb_group"] in text  # the runset shows this sweep's group
     assert "test/auc" in text and "params/trainable" in text and "cost/peak_rss_mb" in text
     assert "preference: headline metrics" in text and "trials" not in text  # a grid, not a study
+
+
+def test_heatmap_of_single_seed_cells_shows_n_and_no_std():
+    from promptrec.runtime import plots
+
+    summary = pd.DataFrame({"prompt": ["question", "text"], "tuning": ["full", "lora"],
+                            "runs": [1, 3], "test/auc": [0.77, 0.75],
+                            "test/auc std": [float("nan"), 0.01]})  # fmt: skip
+    fig = plots.heatmap(summary, "test/auc")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "0.770\nn=1" in texts and "0.750 ± 0.010\nn=3" in texts
+    assert plots.heatmap(summary.drop(columns=["prompt", "tuning"]), "test/auc") is None

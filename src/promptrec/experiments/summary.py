@@ -111,7 +111,7 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {m: best_rows(summary, m) for m in metrics}
     for i, row in summary.iterrows():
-        cells = [str(row[c]) for c in settings]
+        cells = [_setting_text(row[c]) or "–" for c in settings]  # absent: –, not nan
         for m in metrics:
             mean, std = row[m], row.get(f"{m} std", np.nan)
             text = "–" if pd.isna(mean) else _number(m, mean)

@@ -74,8 +74,11 @@ def heatmap(summary: pd.DataFrame, metric: str, rows: str = "prompt",
     table = summary.assign(**{k: summary.get(k, "all") for k in (rows, cols)})
     grid = table.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean", sort=False)
     spread = table.pivot_table(index=rows, columns=cols, values=f"{metric} std", aggfunc="mean",
-                               sort=False) if f"{metric} std" in table else None  # fmt: skip
+                               sort=False, dropna=False) if f"{metric} std" in table else None  # fmt: skip
     counts = table.pivot_table(index=rows, columns=cols, values="runs", aggfunc="sum", sort=False)
+    counts = counts.reindex(index=grid.index, columns=grid.columns)
+    if spread is not None:  # single-seed cells have no std: the pivot drops them
+        spread = spread.reindex(index=grid.index, columns=grid.columns)
     values = grid.to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
     noise = float(np.nanmedian(spread.to_numpy(dtype=float))) if spread is not None and np.isfinite(
@@ -92,7 +95,7 @@ def heatmap(summary: pd.DataFrame, metric: str, rows: str = "prompt",
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
             std = spread.iat[i, j] if spread is not None else np.nan
-            n = counts.reindex(index=grid.index, columns=grid.columns).iat[i, j]
+            n = counts.iat[i, j]
             text = f"{value:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}") + f"\nn={n:.0f}"
             dark = (value < centre) != (cmap == "viridis_r")
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
