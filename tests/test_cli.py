@@ -75,6 +75,7 @@ def test_multirun_gives_each_job_its_own_wandb_run(tiny_model_dir, data_dir, tmp
             "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *PLAIN]  # fmt: skip
     done = _run(args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "wandb: WARNING" not in done.stdout + done.stderr  # offline W&B says nothing
     (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
     for job in ("0", "1"):
         assert (sweep / job / "metrics.json").is_file()

@@ -158,6 +158,8 @@ def build_loggers(cfg: DictConfig, previous: dict | None = None) -> list[Logger]
                 resume = {"id": previous["wandb_id"], "resume": "allow"}
                 identity = {k: previous.get(f"wandb_{k}") or v for k, v in identity.items()}
             logger = instantiate(node, **identity, **resume)
+            if logger._wandb_init.get("anonymous") is None:  # Lightning passes None: wandb warns
+                logger._wandb_init.pop("anonymous", None)  # that the setting is deprecated
             if _wandb_started(logger, cfg):
                 loggers.append(logger)
             else:
