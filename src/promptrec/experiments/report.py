@@ -28,6 +28,7 @@ from promptrec.experiments.significance import compare
 from promptrec.experiments.summary import (
     configuration_key,
     headline_metrics,
+    mean_std_text,
     summarize,
     to_markdown,
     varying_labels,
@@ -162,11 +163,7 @@ def terminal_table(table, settings: list[str], metrics: list[str], width: int = 
         view.add_column(column, overflow="fold", justify="left" if column in shown else "right")
     for _, row in table.head(20).iterrows():
         cells = [setting_text(row[s]) for s in shown] + [str(row.get("runs", ""))]
-        for m in metrics:
-            std = row.get(f"{m} std")
-            mean = row.get(m)
-            cells.append("–" if mean is None or mean != mean else
-                         f"{mean:.4f}" + ("" if std is None or std != std else f" ± {std:.4f}"))  # fmt: skip
+        cells += [mean_std_text(row, m) for m in metrics]
         cells += [str(row[c]) for c in extra]
         view.add_row(
             *(Text(c) for c in cells)

@@ -95,6 +95,16 @@ def _number(metric: str, value: float) -> str:
     return f"{value:.1f}" if metric.startswith("cost/") else f"{value:.4f}"
 
 
+def mean_std_text(row: pd.Series, metric: str) -> str:
+    """A summary row's ``metric`` as "mean ± std" (– where no run finished; no std for n = 1)."""
+    mean, std = row.get(metric, np.nan), row.get(f"{metric} std", np.nan)
+    if mean is None or pd.isna(mean):
+        return "–"
+    return _number(metric, mean) + (
+        "" if std is None or pd.isna(std) else f" ± {_number(metric, std)}"
+    )
+
+
 def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
     """A Markdown table: mean ± std over seeds, the best mean of each column in bold."""
     trailing = [c for c in SIGNIFICANCE if c in summary.columns]
@@ -113,10 +123,7 @@ def to_markdown(summary: pd.DataFrame, metrics: list[str]) -> str:
     for i, row in summary.iterrows():
         cells = [_setting_text(row[c]) or "–" for c in settings]  # absent: –, not nan
         for m in metrics:
-            mean, std = row[m], row.get(f"{m} std", np.nan)
-            text = "–" if pd.isna(mean) else _number(m, mean)
-            if not pd.isna(std):
-                text += f" ± {_number(m, std)}"
+            text = mean_std_text(row, m)
             cells.append(f"**{text}**" if i in best[m] else text)
         cells += [str(row[c]) for c in trailing]
         lines.append("| " + " | ".join(cells) + " |")

@@ -169,13 +169,14 @@ def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]
     return fig
 
 
-def loss_column(runs: pd.DataFrame) -> str | None:
+LOSSES = ("train/loss", "train/epoch_loss")
+
+
+def loss_column(logged: dict[str, pd.DataFrame]) -> str | None:
     """The per-step loss where runs logged at least two steps, else the per-epoch mean (runs
     shorter than ``log_every_n_steps``), else None: nothing to draw."""
-    for column in ("train/loss", "train/epoch_loss"):
-        logged = [training_curves(r, (column,)) for r in runs["run"]]
-        if any(column in c and c[column].notna().sum() >= (2 if column == "train/loss" else 1)
-               for c in logged):  # fmt: skip
+    for column, least in zip(LOSSES, (2, 1)):
+        if any(column in c and c[column].notna().sum() >= least for c in logged.values()):
             return column
     return None
 
@@ -184,14 +185,15 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str | None = None) -
     """A logged value against the optimizer step: one line per configuration (mean over its
     seeds where they logged the same steps), the seeds themselves faint. None when no run
     logged a loss to draw (never an empty figure)."""
-    column = column or loss_column(runs[runs["status"] == "finished"])
+    finished = runs[runs["status"] == "finished"]
+    read = {r: training_curves(r, (column,) if column else LOSSES) for r in finished["run"]}
+    column = column or loss_column(read)  # each run's log is read once
     if column is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.set_prop_cycle(
         color=plt.cm.tab10.colors
     )  # 10 clearly different colours (tab20 pairs look alike)
-    finished = runs[runs["status"] == "finished"]
     keys = [label_column(finished, s) for s in settings]
     groups = (
         finished.groupby([finished[k].map(str) for k in keys], sort=False)
@@ -199,8 +201,8 @@ def curves(runs: pd.DataFrame, settings: list[str], column: str | None = None) -
         else [("", finished)]
     )
     for _, group in groups:
-        logged = [training_curves(r, (column,)) for r in group["run"]]
-        logged = [c.groupby("step")[column].mean() for c in logged if column in c and len(c)]
+        logged = [read[r].dropna(subset=[column]) for r in group["run"] if column in read[r]]
+        logged = [c.groupby("step")[column].mean() for c in logged if len(c)]
         if not logged:
             continue
         line = pd.concat(logged, axis=1).mean(axis=1)

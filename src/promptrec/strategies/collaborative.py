@@ -22,6 +22,7 @@ model starts as MF and its text learns what MF misses.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -215,6 +216,7 @@ class CollaborativeInput:
                 "baseline with this run's data.* settings and point to that run."
             )
 
+    @functools.cached_property
     def tables(self) -> dict[str, torch.Tensor | None]:
         """The full run's rows, then each fold run's (one block per run, same order of ids)."""
         runs = [self.saved, *self.folds]
@@ -249,7 +251,7 @@ class CollaborativeInput:
                    "cf_target": in_block(target, block, n_items)}  # fmt: skip
         if self.score:
             tables = {k: torch.cat([torch.zeros(1, v.shape[1]), v]).numpy()
-                      for k, v in self.tables().items()}  # fmt: skip
+                      for k, v in self.tables.items()}  # fmt: skip
             bias = np.array([float(r["bias"][0]) for r in [self.saved, *self.folds]])
             columns["cf_score"] = id_scores(tables["users"][columns["cf_user"]],
                                             tables["items"][columns["cf_target"]],
@@ -257,5 +259,5 @@ class CollaborativeInput:
         return columns
 
     def build(self, hidden: int) -> CollaborativeVectors:
-        return CollaborativeVectors(self.tables(), hidden, self.marker_ids,
+        return CollaborativeVectors(self.tables, hidden, self.marker_ids,
                                     bool(self.cfg.train_ids), self.score)  # fmt: skip
