@@ -12,7 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: a thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # (before torch loads; subprocesses inherit it)
+
+import torch  # noqa: E402
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from transformers import AutoTokenizer, BertConfig, BertModel
@@ -25,6 +29,19 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+# Fixtures that train something once per worker: `make test` (`--dist loadgroup`) sends every
+# test that uses one to the same xdist worker, so it is trained once, not once per worker.
+SHARED_RUNS = {"trained_run": "trained_run", "sweep": "sweep", "mf_run": "mf_run",
+               "crossfit_run": "mf_run"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        groups = {SHARED_RUNS[name] for name in item.fixturenames if name in SHARED_RUNS}
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(min(groups)))
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +124,24 @@ def run(args, root: Path, **env):
         [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=900,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_model_dir, data_dir, tmp_path_factory):
+    """A finished tiny run per task, trained once per session from the command line and shared
+    by the tests that only read it (eval, DDP eval, reproduce): they must not write into it."""
+    runs: dict[str, Path] = {}
+
+    def get(task: str) -> Path:
+        if task not in runs:
+            root = tmp_path_factory.mktemp(f"trained-{task}")
+            done = run(["promptrec-train", f"task={task}", "logger=csv",
+                        *tiny(tiny_model_dir, data_dir, users=15)], root)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            (runs[task],) = (root / "outputs" / "train" / "runs").iterdir()
+        return runs[task]
+
+    return get
 
 
 def tiny(model_dir, data_dir, users=10, examples=16) -> list[str]:

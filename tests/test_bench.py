@@ -6,6 +6,7 @@ They measure speed; these tests only keep them working. No wall-clock time is as
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,6 +20,8 @@ VARIANTS = ["naive", "dynamic", "grouped", "framework"]
 def bench(script: str, *args: str, root) -> subprocess.CompletedProcess:
     env = {"PROMPTREC_ROOT": str(root), "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
            "PATH": "/usr/bin:/bin"}  # fmt: skip
+    if "OMP_NUM_THREADS" in os.environ:  # one thread per xdist worker (conftest.py)
+        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
     done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

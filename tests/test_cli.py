@@ -68,20 +68,6 @@ def test_train_then_eval_from_the_command_line(tiny_model_dir, data_dir, tmp_pat
     assert evaluated["params/trainable"] == trained["params/trainable"]
 
 
-@pytest.mark.slow
-def test_multirun_gives_each_job_its_own_wandb_run(tiny_model_dir, data_dir, tmp_path):
-    args = [_bin("promptrec-train"), "-m", "seed=1,2", "logger=default", f"model.name_or_path={tiny_model_dir}",
-            f"paths.data_dir={data_dir}", "data.max_users=10", "data.max_train_examples=16",
-            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *PLAIN]  # fmt: skip
-    done = _run(args, tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "wandb: WARNING" not in done.stdout + done.stderr  # offline W&B says nothing
-    (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
-    for job in ("0", "1"):
-        assert (sweep / job / "metrics.json").is_file()
-        assert len(list((sweep / job / "wandb").glob("offline-run-*"))) == 1, job
-
-
 def test_hydra_cfg_flag_prints_the_resolved_job_config(tmp_path):
     done = _run(
         [sys.executable, "-m", "promptrec.cli.train", "--cfg", "job", "tuning=lora"], tmp_path
@@ -124,3 +110,21 @@ def test_reading_a_config_imports_no_torch_so_help_and_completion_answer_fast():
     done = _run([_bin("promptrec-train"), "--help"], Path("/tmp"))
     assert done.returncode == 0 and done.stdout.startswith("promptrec-train: fine-tune")
     assert "== Config ==" not in done.stdout and len(done.stdout.splitlines()) < 60
+
+
+@pytest.mark.parametrize(
+    "command", [["promptrec.cli.train", "data.batch_size=-4"],
+                ["promptrec.cli.train", "trainer.max_epochs=two"],
+                ["promptrec.cli.train", "ckpt_path=/nonexistent/best.ckpt"],
+                ["promptrec.cli.eval"]],
+    ids=["data", "trainer", "ckpt_path", "eval"],
+)  # fmt: skip
+def test_start_up_mistakes_are_refused_before_torch_loads(command, tmp_path):
+    """A mistyped value or a missing checkpoint answers in about a second: the checks run
+    before torch, Lightning and transformers are imported (``-X importtime`` lists imports)."""
+    done = _run([sys.executable, "-X", "importtime", "-m", *command], tmp_path)
+    assert done.returncode == 1 and "Error:" in done.stderr, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}  # fmt: skip
+    assert "omegaconf" in imported  # the listing works
+    assert not imported & {"torch", "lightning", "transformers"}, sorted(imported)[:20]

@@ -37,7 +37,7 @@ def git_head() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per session (conftest.SHARED_RUNS)
 def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     """A 2 × 2 × 2 multirun (prompt × tuning × seed) with W&B offline, as a user launches it."""
     root = tmp_path_factory.mktemp("sweep")
@@ -45,6 +45,7 @@ def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
                 "logger=default", *tiny(tiny_model_dir, data_dir)], root)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     (folder,) = (root / "outputs" / "train" / "multiruns").iterdir()
+    (folder / "console.txt").write_text(done.stdout + done.stderr)  # what the user saw
     return folder
 
 
@@ -52,6 +53,7 @@ def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
 def test_each_sweep_job_is_its_own_named_grouped_wandb_run(sweep):
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 8
+    assert "wandb: WARNING" not in (sweep / "console.txt").read_text()  # offline W&B says nothing
     records = [json.loads((job / "run.json").read_text()) for job in jobs]
     assert {r["status"] for r in records} == {"finished"}
     names = {r["wandb_name"] for r in records}
@@ -215,12 +217,8 @@ def test_wandb_sweep_specs_drive_valid_hydra_overrides():
 
 
 @pytest.mark.slow
-def test_reproduce_matches_bit_for_bit_and_eval_accepts_the_run_folder(
-    tiny_model_dir, data_dir, tmp_path
-):
-    done = run(["promptrec-train", "logger=csv", *tiny(tiny_model_dir, data_dir)], tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+def test_reproduce_matches_bit_for_bit_and_eval_accepts_the_run_folder(trained_run, tmp_path):
+    run_dir = trained_run("preference")
     original = json.loads((run_dir / "metrics.json").read_text())
 
     again = tmp_path / "again"

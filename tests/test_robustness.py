@@ -13,7 +13,7 @@ from conftest import compose_config, tiny_overrides
 from promptrec.analysis.perturb import drop_history, get_perturbation, shuffle_history
 from promptrec.analysis.robustness import interval, robustness
 from promptrec.errors import ConfigError
-from promptrec.runtime.build import with_run_config
+from promptrec.runtime.startup import with_run_config
 from promptrec.runtime.training import train
 
 

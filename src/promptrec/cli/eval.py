@@ -8,15 +8,21 @@ from omegaconf import DictConfig
 from promptrec.cli.entry import run_main
 from promptrec.metrics.names import at_stage
 from promptrec.runtime.config import config_dir, register_configs
+from promptrec.runtime.startup import checked_eval_start
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    from promptrec.runtime.evaluation import evaluate  # torch & co.: not for --help
 
-    metrics, _ = run_main(evaluate, cfg)
+    def job(c: DictConfig) -> tuple[dict, dict]:
+        checked_eval_start(c)  # a missing checkpoint answers before torch & co. load
+        from promptrec.runtime.evaluation import evaluate
+
+        return evaluate(c)
+
+    metrics, _ = run_main(job, cfg)
     return metrics.get(at_stage(cfg.task.monitor, "test"))
 
 

@@ -25,11 +25,12 @@ from promptrec.models.tuning import count_parameters
 from promptrec.pipeline.datamodule import RecDataModule
 from promptrec.pipeline.module import RecModule
 from promptrec.runtime.checkpoint_io import AtomicCheckpointIO
-from promptrec.runtime.config import OPTION_KEYS, on_own_schema, validate
+from promptrec.runtime.config import validate
 from promptrec.runtime.console import EpochLine, QuietProgressBar, quiet_libraries
 from promptrec.runtime.csv_log import ResumableCSVLogger
 from promptrec.runtime.precision import resolve_precision
 from promptrec.runtime.reporting import TestOutputWriter
+from promptrec.runtime.startup import resolve_checkpoint, with_run_config
 from promptrec.runtime.tracking import git_state, wandb_identity
 from promptrec.strategies import build_strategy
 from promptrec.tasks import build_task
@@ -67,57 +68,6 @@ def build_module(cfg: DictConfig, datamodule: RecDataModule) -> tuple[RecModule,
                        cfg.tuning.warmup_ratio, cfg.tuning.get("decay", True), built.penalty,
                        cfg.tuning.get("new_lr"))  # fmt: skip
     return module, built
-
-
-# What defines the model under test; taken from the training run unless use_run_config=false.
-RUN_KEYS = ("data", "task", "prompt", "model", "tuning", "seed")
-
-
-def resolve_checkpoint(cfg: DictConfig) -> DictConfig:
-    """Accept a run folder as ``ckpt_path`` (its ``checkpoints/best.ckpt``); fail clearly if the
-    checkpoint does not exist."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError(
-            "ckpt_path is required: the run to test, e.g. `promptrec-eval "
-            "ckpt_path=outputs/train/runs/<run>` (a run folder written by promptrec-train, or its "
-            "checkpoints/best.ckpt)."
-        )
-    path = Path(cfg.ckpt_path)
-    if path.is_dir():
-        path = path / "checkpoints" / "best.ckpt"
-    if not path.is_file():
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path!r} does not exist. Point it at a run folder written by "
-            "promptrec-train (outputs/train/runs/<run>) or at its checkpoints/best.ckpt."
-        )
-    cfg = cfg.copy()
-    cfg.ckpt_path = str(path)
-    return cfg
-
-
-def with_run_config(cfg: DictConfig) -> DictConfig:
-    """Replace RUN_KEYS with the checkpoint's own training config (``<run>/.hydra/config.yaml``),
-    and test in the run's own precision (a bf16 run's scores differ from fp32 ones in the 3rd
-    decimal; the device stays today's)."""
-    saved = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
-    if not cfg.use_run_config or not saved.is_file():
-        return cfg
-    run_cfg, cfg = OmegaConf.load(saved), cfg.copy()
-    for key in RUN_KEYS:  # replace, not merge: no key of today's defaults leaks into the run's
-        schema = OmegaConf.get_type(cfg, key)
-        if key in OPTION_KEYS:  # its own option's schema, whatever today's defaults name
-            cfg[key] = on_own_schema(key, run_cfg[key])
-        elif OmegaConf.is_config(cfg[key]) and schema is not None and schema is not dict:
-            cfg[key] = OmegaConf.merge(OmegaConf.structured(schema), run_cfg[key])
-        else:
-            cfg[key] = run_cfg[key]
-    precision = OmegaConf.select(run_cfg, "trainer.precision")
-    if precision is not None:  # the numerics it was tested in
-        if cfg.get("trainer") is None:  # explain, robustness: no trainer, but the same numerics
-            cfg.trainer = {"precision": precision}
-        else:
-            cfg.trainer.precision = precision
-    return cfg
 
 
 def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModule, RecModule]:

@@ -209,18 +209,19 @@ def _check(ok: bool, field_name: str, value, rule: str) -> None:
 def validate(cfg) -> None:
     """Ranges and combinations the schema's types cannot express, checked before anything is
     written; raises ConfigError naming the field. Each part's owner checks its own part (those
-    import torch: here on first use, so that only a run pays for them, not ``--help``)."""
-    from promptrec.models.build import check_model
-    from promptrec.models.tuning import check_tuning
-    from promptrec.strategies import strategy_class
-    from promptrec.tasks import build_task
-
+    import torch: loaded after the checks of this module, so that a mistyped data, trainer or
+    run value answers in about a second, and ``--help`` never pays for them)."""
     _check_data(cfg.data)
     if cfg.get("trainer") is not None:
         _check_trainer(cfg.trainer)
     if cfg.get("callbacks") is not None:
         _check_callbacks(cfg.callbacks)
     _check_run(cfg)
+    from promptrec.models.build import check_model
+    from promptrec.models.tuning import check_tuning
+    from promptrec.strategies import strategy_class
+    from promptrec.tasks import build_task
+
     build_task(cfg.task)  # its own checks (heads, cut-offs, options) run in its constructor
     check_model(cfg)
     check_tuning(cfg.tuning)

@@ -6,22 +6,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from promptrec.errors import ConfigError
-from promptrec.runtime.build import build_run, close_loggers, resolve_checkpoint, with_run_config
-from promptrec.runtime.config import validate
+from promptrec.runtime.build import build_run, close_loggers
 from promptrec.runtime.reporting import print_metrics, side_facts, write_metrics
-from promptrec.runtime.tracking import remove_startup_folder
+from promptrec.runtime.startup import checked_eval_start
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     """Test ``cfg.ckpt_path`` on the test split; write metrics.json and predictions.csv (and the
     validation split's, val_predictions.csv, as a training run does)."""
-    try:
-        cfg = with_run_config(resolve_checkpoint(cfg))
-        validate(cfg)
-    except ConfigError:
-        remove_startup_folder(Path(cfg.paths.output_dir))  # the folder Hydra made for it
-        raise
+    cfg = checked_eval_start(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     objects = build_run(cfg)

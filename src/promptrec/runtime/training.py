@@ -9,11 +9,10 @@ from pathlib import Path
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from promptrec.errors import ConfigError, PromptRecError
+from promptrec.errors import PromptRecError
 from promptrec.prompts.inspect import sample_prompts
 from promptrec.runtime.build import build_run, close_loggers, wandb_facts
 from promptrec.runtime.callbacks import TrainingDiverged
-from promptrec.runtime.config import validate, validate_launch
 from promptrec.runtime.costs import peak_memory_mb
 from promptrec.runtime.reporting import (
     log_prompt_examples,
@@ -21,8 +20,9 @@ from promptrec.runtime.reporting import (
     side_facts,
     write_metrics,
 )
-from promptrec.runtime.resume import LAST, resume_config, run_to_resume
-from promptrec.runtime.tracking import RunRecord, in_multirun, remove_startup_folder
+from promptrec.runtime.resume import LAST
+from promptrec.runtime.startup import checked_start
+from promptrec.runtime.tracking import RunRecord, remove_startup_folder
 
 
 def run_costs(trainer) -> dict:
@@ -96,22 +96,6 @@ def prune_checkpoints(run_dir: Path, keep: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def checked_start(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
-    """The run's config (a resumed run's own) once every start-up check passed, and the folder
-    it resumes. Before anything is written: a bad value leaves no run folder behind."""
-    try:
-        resumed = run_to_resume(cfg)
-        if resumed is not None:
-            print(f"resuming {resumed} from checkpoints/last.ckpt")
-            cfg = resume_config(cfg, resumed)
-        validate(cfg)
-        validate_launch(cfg, in_multirun())
-    except ConfigError:
-        remove_startup_folder(Path(cfg.paths.output_dir))
-        raise
-    return cfg, resumed
-
-
 def ended_early(exc: BaseException, record: RunRecord, objects, fresh: bool) -> None:
     """Record why a run ended before its metrics; Ctrl-C becomes exit code 130 with the command
     that resumes it, and a mistake found before anything was built leaves no folder."""
@@ -139,6 +123,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     (tests, notebooks) that want to inspect the model or data.
     """
     cfg, resumed = checked_start(cfg)
+    if resumed is not None:
+        print(f"resuming {resumed} from checkpoints/last.ckpt")
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lead = rank_zero_only.rank == 0  # under DDP every rank runs this; one of them writes files
