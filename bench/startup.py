@@ -1,4 +1,4 @@
-"""How long a command takes to answer before any work: ``--help`` and a config error.
+"""How long a command takes to answer before any work: ``--help`` and config errors.
 
 Both must answer within about 2 s on 2 CPU cores, because tab completion and every typo pay it.
 The yardstick is the same machine's ``python -c "import torch"`` (what the CLI used to import
@@ -22,7 +22,10 @@ COMMANDS = {
     "promptrec-train --help": [str(BIN / "promptrec-train"), "--help"],
     "promptrec-train data.bach_size=8 (Hydra's unknown-key error)": [
         str(BIN / "promptrec-train"), "data.bach_size=8"],
+    "promptrec-train data.batch_size=-4 (a value out of range)": [
+        str(BIN / "promptrec-train"), "data.batch_size=-4"],
     "promptrec-eval --help": [str(BIN / "promptrec-eval"), "--help"],
+    "promptrec-eval (no ckpt_path)": [str(BIN / "promptrec-eval")],
     "python -c 'import torch' (yardstick)": [sys.executable, "-c", "import torch"],
 }  # fmt: skip
 
@@ -38,7 +41,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    for command in COMMANDS.values():  # warm the file cache once
+    for command in COMMANDS.values() if args.runs > 1 else ():  # warm the file cache once
         seconds(command)
     times = {name: [] for name in COMMANDS}
     for _ in range(args.runs):  # interleaved: drift hits every command alike

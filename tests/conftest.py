@@ -37,6 +37,7 @@ SHARED_RUNS = {"trained_run": "trained_run", "sweep": "sweep", "mf_run": "mf_run
                "crossfit_run": "mf_run"}  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         groups = {SHARED_RUNS[name] for name in item.fixturenames if name in SHARED_RUNS}

@@ -129,4 +129,4 @@ def test_startup_benchmark_times_every_command(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert len(result) == 4 and all(0 < row["median_s"] < 60 for row in result.values())
+    assert len(result) == 6 and all(0 < row["median_s"] < 60 for row in result.values())

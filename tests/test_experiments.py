@@ -27,6 +27,7 @@ from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
 from promptrec.experiments.summary import summarize
 from promptrec.runtime.build import build_loggers, wandb_facts
+from promptrec.runtime.plots import compact
 from promptrec.runtime.resume import run_to_resume
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,3 +357,10 @@ def test_heatmap_of_single_seed_cells_shows_n_and_no_std():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "0.770\nn=1" in texts and "0.750 ± 0.010\nn=3" in texts
     assert plots.heatmap(summary.drop(columns=["prompt", "tuning"]), "test/auc") is None
+
+
+def test_log_axes_label_one_two_five_steps_compactly():
+    """Trainable parameters and learning rates span decades: a log axis labels 1, 2 and 5 × a
+    power of ten (matplotlib's default labels every minor tick, and they overlap)."""
+    labels = [compact(v) for v in (2e5, 3e5, 5e5, 1e6, 7e6, 1e-3, 2e-3, 4e-3, 50, 1.5e9, 2e9)]
+    assert labels == ["200k", "", "500k", "1M", "", "0.001", "0.002", "", "50", "", "2G"]

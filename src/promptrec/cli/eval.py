@@ -15,6 +15,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    """Returns the test value of the task's monitored metric."""
 
     def job(c: DictConfig) -> tuple[dict, dict]:
         checked_eval_start(c)  # a missing checkpoint answers before torch & co. load

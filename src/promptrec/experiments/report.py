@@ -110,8 +110,9 @@ def summarize_runs(paths: list[Path], out: Path, metric: str | None = None,
         )
         written.update(drawn)
         if f"curves_{task}" not in drawn:
-            sections.append("No training curve: no run logged a training loss (untrained "
-                            "baselines such as popularity, or `train=false`).\n")  # fmt: skip
+            sections.append("No training curve: no run folder holds a training-loss log "
+                            "(`csv/metrics.csv`): untrained baselines such as popularity, "
+                            "`train=false`, or published folders kept without their logs.\n")  # fmt: skip
     written["markdown"] = out / "summary.md"
     sources = ", ".join(f"`{p}`" for p in paths)
     written["markdown"].write_text(f"# Summary of {sources}\n\n" + "\n".join(sections))

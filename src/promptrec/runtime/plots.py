@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from promptrec.metrics.names import direction  # noqa: E402
 from promptrec.runtime.csv_log import training_curves  # noqa: E402
@@ -131,7 +132,7 @@ def objective_vs_parameters(summary: pd.DataFrame, objective: str,
         ax.scatter([x[best]], [summary[objective][best]], s=80, facecolors="none",
                    edgecolors="red", label="best trial")  # fmt: skip
         if x.min() > 0 and x.max() / x.min() > 20:
-            ax.set_xscale("log")
+            log_x(ax)
         ax.set_xlabel(param)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(objective)
@@ -139,6 +140,23 @@ def objective_vs_parameters(summary: pd.DataFrame, objective: str,
     fig.suptitle(f"{objective} (what the sweeper optimised) per trial", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def compact(value: float) -> str:
+    """200k, 1M, 5M, 0.001: a tick label at 1, 2 or 5 × a power of ten, else none (the default
+    labels every minor tick, 2×10⁵ 3×10⁵ …, and they overlap)."""
+    if value <= 0 or round(value / 10 ** np.floor(np.log10(value)), 6) not in (1, 2, 5):
+        return ""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
+
+
+def log_x(ax) -> None:
+    ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis(FuncFormatter(lambda value, _: compact(value)))
 
 
 def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]) -> Figure:
@@ -159,7 +177,7 @@ def metric_vs_parameters(summary: pd.DataFrame, metric: str, settings: list[str]
         ax.errorbar(row["params/trainable"] * 1.06 ** same[i], row[metric],
                     yerr=None if pd.isna(std) else std, fmt=MARKERS[k % len(MARKERS)],
                     capsize=3, label=_label(row, settings))  # fmt: skip
-    ax.set_xscale("log")
+    log_x(ax)
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
