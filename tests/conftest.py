@@ -41,8 +41,11 @@ SHARED_RUNS = {"trained_run": "trained_run", "sweep": "sweep", "mf_run": "mf_run
 def pytest_collection_modifyitems(items):
     for item in items:
         groups = {SHARED_RUNS[name] for name in item.fixturenames if name in SHARED_RUNS}
-        if groups:
+        if groups and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(min(groups)))
+    # the end-to-end tests first: the long ones start early and the short ones fill the gaps,
+    # instead of one long test running alone at the end
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
