@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from conftest import compose_config, tiny_overrides
+from conftest import REPO, compose_config, tiny_overrides
 from promptrec.data.examples import fold_of
 from promptrec.errors import ConfigError
 from promptrec.experiments.crossfit import crossfit
@@ -257,3 +258,22 @@ def test_crossfit_refuses_one_fold_and_a_run_without_id_vectors(mf_run, tmp_path
     with pytest.raises(ConfigError, match="holds no id_vectors.pt"):
         crossfit(language_model, folds=2)
     assert not (language_model / "crossfit").exists()  # nothing half-written
+
+
+def test_diagnostics_split_a_score_model_into_its_text_and_mf_parts(
+    crossfit_run, tiny_model_dir, data_dir, tmp_path, capsys, monkeypatch
+):
+    """bench/collaborative_diagnostics.py reads a finished score=true run and its MF run."""
+    cfg = lm_config(tiny_model_dir, data_dir, tmp_path, crossfit_run,
+                    "prompt.collaborative.crossfit=true", "prompt.collaborative.score=true")  # fmt: skip
+    train(cfg)
+    (Path(cfg.paths.output_dir) / ".hydra").mkdir()
+    OmegaConf.save(cfg, Path(cfg.paths.output_dir) / ".hydra" / "config.yaml")
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from collaborative_diagnostics import main as diagnose
+
+    diagnose([cfg.paths.output_dir, str(crossfit_run), "--data", str(data_dir / "ml-100k-atomic")])
+    said = capsys.readouterr().out
+    for line in ("MF, cross-fitted, on training pairs: AUC 0.", "MF, full run, on test",
+                 "learnt MF weight", "mix refit on validation"):  # fmt: skip
+        assert line in said, said
