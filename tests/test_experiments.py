@@ -25,7 +25,7 @@ from promptrec.cli.summarize import main as summarize_main
 from promptrec.errors import ConfigError, PromptRecError
 from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
-from promptrec.experiments.summary import summarize
+from promptrec.experiments.summary import configuration_key, summarize
 from promptrec.runtime.build import build_loggers, wandb_facts
 from promptrec.runtime.plots import compact
 from promptrec.runtime.resume import run_to_resume
@@ -364,3 +364,14 @@ def test_log_axes_label_one_two_five_steps_compactly():
     power of ten (matplotlib's default labels every minor tick, and they overlap)."""
     labels = [compact(v) for v in (2e5, 3e5, 5e5, 1e6, 7e6, 1e-3, 2e-3, 4e-3, 50, 1.5e9, 2e9)]
     assert labels == ["200k", "", "500k", "1M", "", "0.001", "0.002", "", "50", "", "2G"]
+
+
+def test_runs_reading_the_id_run_of_their_own_seed_pool_into_one_configuration():
+    runs = pd.DataFrame({"cfg/seed": [42, 1, 42, 42],
+                         "cfg/prompt.collaborative.run": ["out/mf_s42", "out/mf_s1", "out/mf_s1",
+                                                          "out/421/mf_s42"],
+                         "cfg/tuning.lr": [1e-3] * 4})  # fmt: skip
+    keys = configuration_key(runs).tolist()
+    assert keys[0] == keys[1]  # each reads the MF run of its own seed
+    assert keys[2] != keys[0]  # seed 42 reading seed 1's MF run is another configuration
+    assert keys[3] != keys[0] and "421" in keys[3]  # 42 only as a whole number

@@ -1,10 +1,14 @@
 """One row per configuration: runs that differ only by their seed are pooled as mean ± std.
 
 A configuration is everything in the saved config except the seed and the settings that only
-say where files went (see ``runs.IGNORED_KEYS``), so the same grid run twice pools too.
+say where files went (see ``runs.IGNORED_KEYS``), so the same grid run twice pools too. A run
+that reads another run of its own seed (``prompt.collaborative.run=outputs/mf_s42`` for seed 42,
+``…/mf_s1`` for seed 1) is one configuration across seeds too.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -50,14 +54,28 @@ def _setting_text(value) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
+# settings that name another run's folder, which is often named after its seed
+RUN_POINTERS = ("cfg/prompt.collaborative.run",)
+
+
+def seed_free(value: str, seed) -> str:
+    """The seed as a whole number inside a run folder's name becomes ``{seed}``, so each seed's
+    pointer to the run of its own seed reads alike (``mf_s42`` → ``mf_s{seed}``)."""
+    if seed is None or (isinstance(seed, float) and np.isnan(seed)):
+        return value
+    return re.sub(rf"(?<!\d){int(seed)}(?!\d)", "{seed}", value)
+
+
 def configuration_key(runs: pd.DataFrame) -> pd.Series:
     """One text per run that is equal exactly for runs of one configuration (seed aside)."""
     keys = setting_columns(runs)
-    return (
-        runs[keys].map(_setting_text).agg("\x1f".join, axis=1)
-        if keys
-        else pd.Series("", runs.index)
-    )
+    if not keys:
+        return pd.Series("", runs.index)
+    texts = runs[keys].map(_setting_text)
+    seeds = runs.get("cfg/seed", pd.Series(None, runs.index))
+    for column in (c for c in RUN_POINTERS if c in texts):
+        texts[column] = [seed_free(v, seed) for v, seed in zip(texts[column], seeds)]
+    return texts.agg("\x1f".join, axis=1)
 
 
 def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
