@@ -31,20 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-# Fixtures that train something once per worker: `make test` (`--dist loadgroup`) sends every
-# test that uses one to the same xdist worker, so it is trained once, not once per worker.
-SHARED_RUNS = {"trained_run": "trained_run", "sweep": "sweep", "mf_run": "mf_run",
-               "crossfit_run": "mf_run"}  # fmt: skip
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
-    for item in items:
-        groups = {SHARED_RUNS[name] for name in item.fixturenames if name in SHARED_RUNS}
-        if groups and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(min(groups)))
-    # the end-to-end tests first: the long ones start early and the short ones fill the gaps,
-    # instead of one long test running alone at the end
+    """The end-to-end tests first: under `make test` (`--dist loadscope`: each module on one
+    xdist worker, so a module's shared runs are trained once and its DDP tests take turns) the
+    modules with long tests start early and the short ones fill the gaps at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
@@ -132,7 +122,7 @@ def run(args, root: Path, **env):
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_model_dir, data_dir, tmp_path_factory):
-    """A finished tiny run per task, trained once per session from the command line and shared
+    """A finished tiny run per task, trained once per worker from the command line and shared
     by the tests that only read it (eval, DDP eval, reproduce): they must not write into it."""
     runs: dict[str, Path] = {}
 

@@ -108,8 +108,21 @@ def test_reading_a_config_imports_no_torch_so_help_and_completion_answer_fast():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
     done = _run([_bin("promptrec-train"), "--help"], Path("/tmp"))
-    assert done.returncode == 0 and done.stdout.startswith("promptrec-train: fine-tune")
+    assert done.returncode == 0 and done.stdout.startswith("promptrec-train: train a BERT")
     assert "== Config ==" not in done.stdout and len(done.stdout.splitlines()) < 60
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "explain", "prompts", "robustness"])
+def test_each_command_answers_help_with_its_own_text_and_groups(command, tmp_path):
+    """Read from conf/ before Hydra starts (Hydra's help took 2 s and showed promptrec-train's
+    text for every command)."""
+    done = _run([_bin(f"promptrec-{command}"), "-h" if command == "eval" else "--help"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"promptrec-{command}: ")
+    assert f"Usage: promptrec-{command} " in done.stdout
+    assert "  task: next_item, preference, rating" in done.stdout  # a group and its options
+    assert "promptrec-train: " not in done.stdout or command == "train"
+    assert not (tmp_path / "outputs").exists()  # no run folder for a question
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,6 @@ from promptrec.errors import ConfigError
 from promptrec.runtime.config import validate_launch
 
 DDP_CPU = ["trainer.accelerator=cpu", "trainer.devices=2"]
-# Each DDP test runs two ranks (three processes under ddp_spawn): under `make test` they take
-# turns on one xdist worker rather than crowd six processes onto two cores.
-pytestmark = pytest.mark.xdist_group("ddp")
 
 
 def _train(args, root: Path) -> Path:

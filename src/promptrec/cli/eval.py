@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
+from promptrec.cli.help import answer_help
 from promptrec.metrics.names import at_stage
 from promptrec.runtime.config import config_dir, register_configs
 from promptrec.runtime.startup import checked_eval_start
@@ -14,7 +15,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Returns the test value of the task's monitored metric."""
 
     def job(c: DictConfig) -> tuple[dict, dict]:
@@ -25,6 +26,12 @@ def main(cfg: DictConfig) -> float | None:
 
     metrics, _ = run_main(job, cfg)
     return metrics.get(at_stage(cfg.task.monitor, "test"))
+
+
+def main() -> None:
+    # before Hydra, whose --help composes every option of every group (~2 s)
+    answer_help("promptrec-eval", "eval")
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -7,16 +7,23 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
+from promptrec.cli.help import answer_help
 from promptrec.runtime.config import config_dir, register_configs
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="robustness")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     from promptrec.analysis.robustness import robustness  # torch & co.: not for --help
 
     run_main(robustness, cfg)
+
+
+def main() -> None:
+    # before Hydra, whose --help composes every option of every group (~2 s)
+    answer_help("promptrec-robustness", "robustness")
+    hydra_main()
 
 
 if __name__ == "__main__":
