@@ -24,7 +24,13 @@ from omegaconf import OmegaConf
 
 from promptrec.errors import ConfigError
 from promptrec.experiments.runs import load_runs
-from promptrec.experiments.summary import best_rows, configuration_key, setting_columns
+from promptrec.experiments.summary import (
+    RUN_POINTERS,
+    best_rows,
+    configuration_key,
+    seed_free,
+    setting_columns,
+)
 from promptrec.metrics.names import direction
 
 COLUMNS = {
@@ -41,11 +47,14 @@ NOT_COMMANDS = ("seed=", "logger=", "hydra.", "paths.")  # where and how it logg
 def command(folder: str) -> str:
     """The ``promptrec-train`` command that made a run, seed and file locations aside (for a late
     fusion: the commands of the runs it fused)."""
-    fused = OmegaConf.select(OmegaConf.load(Path(folder) / ".hydra" / "config.yaml"), "ensemble_of")
+    config = OmegaConf.load(Path(folder) / ".hydra" / "config.yaml")
+    fused = OmegaConf.select(config, "ensemble_of")
     if fused is not None:
         return "`promptrec-ensemble` of " + " + ".join(f"`{c}`" for c in fused)
     overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
     kept = [str(o) for o in overrides if not str(o).lstrip("+~").startswith(NOT_COMMANDS)]
+    pointers = tuple(f"{c.removeprefix('cfg/')}=" for c in RUN_POINTERS)  # the run of its own seed
+    kept = [seed_free(o, config.get("seed")) if o.startswith(pointers) else o for o in kept]
     return "`" + " ".join(["promptrec-train", *kept]) + "`"
 
 

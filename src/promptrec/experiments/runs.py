@@ -20,6 +20,9 @@ from promptrec.runtime.tracking import load_run_record
 IGNORED_GROUPS = ("paths.", "logger.", "callbacks.", "hydra.")
 IGNORED_KEYS = {"trainer.default_root_dir", "trainer.enable_progress_bar", "ckpt_path", "tags",
                 "task_name", "train", "test", "data.data_dir", "data.cache_dir", "data.num_workers"}  # fmt: skip
+# Settings added to the schema after runs were published, with the value those older runs ran
+# with, so that a run from before and one from after pool when nothing else differs.
+ADDED_LATER = {"trainer.max_steps": -1}  # no step limit: Lightning's default before it was typed
 
 
 def find_runs(paths: list[Path | str]) -> list[Path]:
@@ -93,6 +96,9 @@ def load_run(folder: Path) -> dict:
         for k, v in flatten(config).items()
         if not k.startswith(IGNORED_GROUPS) and k not in IGNORED_KEYS
     }
+    if "trainer" in config:
+        for key, value in ADDED_LATER.items():
+            settings.setdefault(f"cfg/{key}", value)
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     for group in [k for k, v in metrics.items() if isinstance(v, dict)]:  # counts, chosen_on_val
