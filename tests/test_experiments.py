@@ -18,13 +18,14 @@ import pytest
 import yaml
 from lightning.pytorch.loggers import WandbLogger
 from nbclient import NotebookClient
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config, run, tiny
 from promptrec.cli.summarize import main as summarize_main
 from promptrec.errors import ConfigError, PromptRecError
 from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
 from promptrec.experiments.reproduce import compare
+from promptrec.experiments.runs import load_runs
 from promptrec.experiments.summary import configuration_key, summarize
 from promptrec.runtime.build import build_loggers, wandb_facts
 from promptrec.runtime.plots import compact
@@ -375,3 +376,14 @@ def test_runs_reading_the_id_run_of_their_own_seed_pool_into_one_configuration()
     assert keys[0] == keys[1]  # each reads the MF run of its own seed
     assert keys[2] != keys[0]  # seed 42 reading seed 1's MF run is another configuration
     assert keys[3] != keys[0] and "421" in keys[3]  # 42 only as a whole number
+
+
+def test_a_run_from_before_a_setting_was_typed_pools_with_a_later_one(tmp_path):
+    """trainer.max_steps joined the schema later: a run without it ran without a step limit."""
+    for name, trainer in (("old", {"max_epochs": 2}), ("new", {"max_epochs": 2, "max_steps": -1}),
+                          ("capped", {"max_epochs": 2, "max_steps": 5})):  # fmt: skip
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        OmegaConf.save({"seed": 1, "trainer": trainer}, tmp_path / name / ".hydra" / "config.yaml")
+    runs = load_runs([tmp_path]).set_index(pd.Index(["capped", "new", "old"]))
+    keys = configuration_key(runs)
+    assert keys["old"] == keys["new"] != keys["capped"]
