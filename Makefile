@@ -33,7 +33,7 @@ train: data ## train the default model (MiniLM-L6, question prompt, full tuning)
 	$(BIN)/promptrec-train $(ARGS)
 
 test: data ## run the whole test suite (tiny BERT, real data slices; a few minutes on 2 cores)
-	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadscope --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist load --durations=15 $(ARGS)
 
 bench: data ## speed: framework vs plain PyTorch loops, token cache, catalogue eval (docs/performance.md)
 	PROMPTREC_ROOT=. $(BIN)/python bench/train_speed.py $(ARGS)

@@ -32,9 +32,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def pytest_collection_modifyitems(items):
-    """The end-to-end tests first: under `make test` (`--dist loadscope`: each module on one
-    xdist worker, so a module's shared runs are trained once and its DDP tests take turns) the
-    modules with long tests start early and the short ones fill the gaps at the end."""
+    """The end-to-end tests first: under `make test` (xdist, one worker per core) the long ones
+    start early and the short ones fill the gaps, instead of one long test running alone at the
+    end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -14,5 +14,9 @@ import lightning as L
 class KillAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         at = os.environ.get("PROMPTREC_TEST_KILL_AT")
-        if at is not None and trainer.global_step == int(at):
-            os.kill(os.getpid(), signal.Signals[os.environ.get("PROMPTREC_TEST_SIGNAL", "SIGKILL")])
+        if at is not None and trainer.global_step >= int(at) and not getattr(self, "sent", False):
+            self.sent = True  # once: a Ctrl-C'd run may go on to its end of epoch
+            chosen = signal.Signals[os.environ.get("PROMPTREC_TEST_SIGNAL", "SIGKILL")]
+            if chosen == signal.SIGINT:  # Ctrl-C as in a terminal, even where the test runner
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # left SIGINT ignored
+            os.kill(os.getpid(), chosen)

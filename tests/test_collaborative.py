@@ -24,7 +24,7 @@ from promptrec.runtime.training import train
 from promptrec.strategies.collaborative import ITEM_TOKEN, TARGET_TOKEN, USER_TOKEN
 
 
-@pytest.fixture(scope="session")  # trained once per xdist worker
+@pytest.fixture(scope="session")  # trained once per xdist worker that needs it
 def mf_run(tiny_model_dir, data_dir, tmp_path_factory):
     """An MF baseline on the tiny slice (30 users): its run folder holds id_vectors.pt."""
     out = tmp_path_factory.mktemp("mf")
@@ -176,7 +176,7 @@ def test_folds_are_a_stable_partition_and_a_holdout_run_trains_without_its_fold(
     assert set(folds) == set(range(5)) and np.bincount(folds).min() > 600  # ~800 each
 
 
-@pytest.fixture(scope="session")  # trained once per xdist worker
+@pytest.fixture(scope="session")  # trained once per xdist worker that needs it
 def crossfit_run(mf_run):
     """The MF run cross-fitted with 2 folds (two more MF trainings of the tiny slice)."""
     folder = mf_run[0]

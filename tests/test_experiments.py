@@ -39,7 +39,7 @@ def git_head() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-@pytest.fixture(scope="session")  # trained once per xdist worker
+@pytest.fixture(scope="session")  # trained once per xdist worker that needs it
 def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     """A 2 × 2 × 2 multirun (prompt × tuning × seed) with W&B offline, as a user launches it."""
     root = tmp_path_factory.mktemp("sweep")
