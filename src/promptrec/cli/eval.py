@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
-from promptrec.cli.help import answer_help
+from promptrec.cli.help import with_help
 from promptrec.metrics.names import at_stage
 from promptrec.runtime.config import config_dir, register_configs
 from promptrec.runtime.startup import checked_eval_start
@@ -28,10 +28,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get(at_stage(cfg.task.monitor, "test"))
 
 
-def main() -> None:
-    # before Hydra, whose --help composes every option of every group (~2 s)
-    answer_help("promptrec-eval", "eval")
-    hydra_main()
+main = with_help("promptrec-eval", "eval", hydra_main)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
-from promptrec.cli.help import answer_help
+from promptrec.cli.help import with_help
 from promptrec.runtime.config import config_dir, register_configs
 
 register_configs()
@@ -19,10 +19,7 @@ def hydra_main(cfg: DictConfig) -> None:
     run_main(explain, cfg)
 
 
-def main() -> None:
-    # before Hydra, whose --help composes every option of every group (~2 s)
-    answer_help("promptrec-explain", "explain")
-    hydra_main()
+main = with_help("promptrec-explain", "explain", hydra_main)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,14 @@ def answer_help(command: str, config_name: str, main_options: str = "") -> None:
         except BrokenPipeError:  # `--help | head`: the reader left, which is fine
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+
+
+def with_help(command: str, config_name: str, hydra_main, main_options: str = ""):
+    """A Hydra command's entry point: ``--help`` answered here (Hydra's composes every option of
+    every group first, ~2 s), anything else handed to ``hydra_main``."""
+
+    def main() -> None:
+        answer_help(command, config_name, main_options)
+        hydra_main()
+
+    return main

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from promptrec.cli.entry import run_main
-from promptrec.cli.help import answer_help
+from promptrec.cli.help import with_help
 from promptrec.runtime.config import config_dir, register_configs
 from promptrec.runtime.startup import checked_start
 
@@ -37,10 +37,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return run_main(job, cfg)
 
 
-def main() -> None:
-    # before Hydra, whose --help composes every option of every group (~2 s)
-    answer_help("promptrec-train", "train", MAIN_OPTIONS)
-    hydra_main()
+main = with_help("promptrec-train", "train", hydra_main, MAIN_OPTIONS)
 
 
 if __name__ == "__main__":
