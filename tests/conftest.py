@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from transformers import AutoTokenizer, BertConfig, BertModel
 
+from forked import run_forked  # noqa: E402
 from promptrec.data.sources import fetch_recbole_ml100k
 from promptrec.models.backbone import resolve_model_path
 from promptrec.runtime.config import config_dir, register_configs
@@ -110,14 +111,15 @@ def train_cfg(tiny_model_dir, data_dir, tmp_path):
 BIN = Path(sys.executable).parent
 
 
-def run(args, root: Path, **env):
-    """Run a promptrec command as a subprocess, as a user would, with its outputs under ``root``."""
+def run(args, root: Path, real: bool = False, **env):
+    """Run a promptrec command as a user would, with its outputs under ``root``: in a fork of a
+    process that has imported the libraries (forked.py), or with ``real`` as a new process."""
     env = {**os.environ, "PROMPTREC_ROOT": str(root), "WANDB_MODE": "offline",
            "PYTHONPATH": str(REPO / "tests"), **env}  # fmt: skip
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=900,
-    )  # fmt: skip
+    argv = [str(BIN / args[0]), *args[1:]]
+    if not real:
+        return run_forked(argv, REPO, env, timeout=900)
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from conftest import PLAIN, REPO
+from forked import run_forked
 
 VARIANTS = ["naive", "dynamic", "grouped", "framework"]
 
@@ -22,8 +23,7 @@ def bench(script: str, *args: str, root) -> subprocess.CompletedProcess:
            "PATH": "/usr/bin:/bin"}  # fmt: skip
     if "OMP_NUM_THREADS" in os.environ:  # one thread per xdist worker (conftest.py)
         env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
-    done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = run_forked([sys.executable, str(REPO / "bench" / script), *args], REPO, env, 600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

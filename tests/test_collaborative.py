@@ -233,6 +233,39 @@ def test_a_training_pair_reads_its_fold_runs_score_and_a_test_pair_the_full_runs
     torch.testing.assert_close(with_score, without + batch["cf_score"][:, None])
 
 
+def test_modality_dropout_hides_the_id_signal_from_its_share_of_training_examples(
+    crossfit_run, tiny_model_dir, data_dir, tmp_path
+):
+    cfg = lm_config(tiny_model_dir, data_dir, tmp_path, crossfit_run,
+                    "prompt.collaborative.crossfit=true", "prompt.collaborative.score=true",
+                    "prompt.collaborative.drop=0.5")  # fmt: skip
+    datamodule = prepared_datamodule(cfg)
+    module, _ = build_module(cfg, datamodule)
+    scorer = module.model.eval()  # the backbone stays in eval mode: no dropout noise
+    collaborative = scorer.collaborative
+    batch = next(iter(datamodule.train_dataloader()))
+    assert collaborative.seen(batch) is None  # evaluation: every example sees its ID signal
+    torch.nn.init.normal_(collaborative.project[2].weight)  # so the vectors move the states
+    collaborative.train()
+    torch.manual_seed(0)
+    seen = collaborative.seen(batch)
+    assert 0 < int(seen.sum()) < len(seen)
+    with torch.no_grad():
+        torch.manual_seed(0)  # the same draw inside the forward pass
+        mixed = scorer(batch)
+        collaborative.eval()
+        full = scorer(batch)
+        collaborative.score_weight.zero_()
+        torch.nn.init.zeros_(collaborative.project[2].weight)
+        text = scorer(batch)
+    torch.testing.assert_close(mixed[~seen], text[~seen])  # hidden: the text-only model
+    torch.testing.assert_close(mixed[seen], full[seen])
+    assert not torch.allclose(full[~seen], text[~seen])
+    cfg.prompt.collaborative.drop = 1.0  # nothing would ever see the ID signal
+    with pytest.raises(ConfigError, match=r"drop=1.0 must be a number in \[0, 1\)"):
+        validate(cfg)
+
+
 def test_a_score_without_crossfit_and_a_crossfit_never_run_are_refused(
     mf_run, tiny_model_dir, data_dir, tmp_path
 ):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import BIN, compose_config, run, tiny
+from conftest import BIN, REPO, compose_config, run, tiny
+from forked import Forked
 from promptrec.errors import ConfigError
 from promptrec.runtime.config import validate_launch
 
@@ -22,7 +22,7 @@ DDP_CPU = ["trainer.accelerator=cpu", "trainer.devices=2"]
 
 
 def _train(args, root: Path) -> Path:
-    done = run(["promptrec-train", *args], root)
+    done = run(["promptrec-train", *args], root, real=True)  # Lightning relaunches the command
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (root / "outputs" / "train" / "runs").iterdir()
     return run_dir
@@ -30,10 +30,8 @@ def _train(args, root: Path) -> Path:
 
 def _eval(run_dir: Path, root: Path, *extra: str) -> tuple[dict, pd.DataFrame]:
     before = set((root / "outputs" / "eval" / "runs").glob("*"))
-    done = run(
-        ["promptrec-eval", f"ckpt_path={run_dir}", "trainer.enable_progress_bar=false", *extra],
-        root,
-    )
+    done = run(["promptrec-eval", f"ckpt_path={run_dir}", "trainer.enable_progress_bar=false",
+                *extra], root)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     (out,) = set((root / "outputs" / "eval" / "runs").glob("*")) - before
     return json.loads((out / "metrics.json").read_text()), pd.read_csv(_table(out), dtype=str)
@@ -57,18 +55,6 @@ def assert_same_scores(ddp: dict, ddp_table, single: dict, single_table, least: 
 
 
 @pytest.mark.slow
-def test_ddp_evaluation_equals_single_process(trained_run, tmp_path):
-    """promptrec-eval under ddp_spawn against the run's own single-process test (next item: the
-    catalogue's top-K lists are gathered across ranks)."""
-    run_dir = trained_run(
-        "next_item"
-    )  # tested in one process as it trained (eval = train: test_cli)
-    single = json.loads((run_dir / "metrics.json").read_text())
-    ddp, ddp_table = _eval(run_dir, tmp_path, "trainer=ddp_spawn", *DDP_CPU)
-    assert_same_scores(ddp, ddp_table, single, pd.read_csv(_table(run_dir), dtype=str), least=25)
-
-
-@pytest.mark.slow
 def test_ddp_training_runs_and_rank_zero_alone_writes(tiny_model_dir, data_dir, tmp_path):
     """Lightning relaunches the command per rank (trainer=ddp); the run tests under DDP, and a
     single-process promptrec-eval of its checkpoint gives the same scores."""
@@ -87,18 +73,26 @@ def test_ddp_training_runs_and_rank_zero_alone_writes(tiny_model_dir, data_dir, 
 
 
 @pytest.mark.slow
-def test_multirun_rejects_relaunching_ddp_and_runs_ddp_spawn(tiny_model_dir, data_dir, tmp_path):
+def test_multirun_rejects_relaunching_ddp_and_tests_under_ddp_spawn_as_one_process_does(
+    tiny_model_dir, data_dir, tmp_path
+):
+    """A sweep job under ddp_spawn trains and tests next item (the catalogue's top-K lists are
+    gathered across ranks); a single-process promptrec-eval of its checkpoint gives the same."""
     common = ["seed=1", "logger=csv", *DDP_CPU, *tiny(tiny_model_dir, data_dir, users=15)]
-    done = run(["promptrec-train", "-m", "trainer=ddp", *common], tmp_path / "ddp")
+    done = run(["promptrec-train", "-m", "trainer=ddp", *common], tmp_path / "ddp", real=True)
     assert done.returncode != 0
     assert "cannot run inside a Hydra multirun" in done.stderr and "ddp_spawn" in done.stderr
-    done = run(
-        ["promptrec-train", "-m", "trainer=ddp_spawn", "test=false", *common], tmp_path / "spawn"
-    )
+    root = tmp_path / "spawn"
+    done = run(["promptrec-train", "-m", "trainer=ddp_spawn", "task=next_item", *common], root,
+               real=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    (sweep,) = (tmp_path / "spawn" / "outputs" / "train" / "multiruns").iterdir()
-    assert json.loads((sweep / "0" / "run.json").read_text())["status"] == "finished"
-    assert "val/auc" in json.loads((sweep / "0" / "metrics.json").read_text())
+    (sweep,) = (root / "outputs" / "train" / "multiruns").iterdir()
+    job = sweep / "0"
+    assert json.loads((job / "run.json").read_text())["status"] == "finished"
+    ddp = json.loads((job / "metrics.json").read_text())
+    assert "val/ndcg@10" in ddp
+    single, single_table = _eval(job, root)
+    assert_same_scores(ddp, pd.read_csv(_table(job), dtype=str), single, single_table, least=25)
 
 
 def test_slurm_launcher_starts_one_task_per_device():
@@ -125,11 +119,10 @@ def test_ranks_started_together_build_the_data_cache_once(tiny_model_dir, data_d
     args = [str(BIN / "promptrec-prompts"), f"model.name_or_path={tiny_model_dir}",
             f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path / 'cache'}", "data.max_users=40"]  # fmt: skip
     env = {**os.environ, "PROMPTREC_ROOT": str(tmp_path)}
-    ranks = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]  # fmt: skip
-    outputs = [rank.communicate(timeout=600) for rank in ranks]
-    assert [rank.returncode for rank in ranks] == [0, 0], (
-        outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    ranks = [Forked(args, REPO, env) for _ in range(2)]  # two processes, started together
+    outputs = [rank.wait(timeout=600) for rank in ranks]
+    assert [done.returncode for done in outputs] == [0, 0], (
+        outputs[0].stderr[-2000:] + outputs[1].stderr[-2000:]
     )
     stats = [
         json.loads(p.read_text())
@@ -137,6 +130,7 @@ def test_ranks_started_together_build_the_data_cache_once(tiny_model_dir, data_d
     ]
     assert len(stats) == 2 and stats[0] == stats[1]
     assert len(list((tmp_path / "cache").glob("tokens-*"))) == 1
-    builders = [err for _, err in outputs if "prompts (train)" in err]  # datasets.map's progress
-    assert len(builders) == 1  # the other rank waited for the lock, then loaded the cache
+    # datasets.map's progress bar: one rank built the caches, the other waited and loaded them
+    builders = [done for done in outputs if "prompts (train)" in done.stderr]
+    assert len(builders) == 1
     assert not list((tmp_path / "cache").glob("*.partial"))

@@ -189,7 +189,7 @@ def test_checkpoint_from_another_config(tiny_model_dir, data_dir, tmp_path, chan
     ],
 )  # fmt: skip
 def test_command_line_errors_are_one_message_without_traceback(tmp_path, override, needles):
-    done = run(["promptrec-train", override], tmp_path)
+    done = run(["promptrec-train", override], tmp_path, real=True)  # answers before torch
     assert done.returncode != 0
     for needle in needles:
         assert needle in done.stderr, done.stderr
@@ -201,7 +201,7 @@ def test_command_line_errors_are_one_message_without_traceback(tmp_path, overrid
 
 @pytest.mark.slow
 def test_eval_without_a_checkpoint_says_it_is_required(tmp_path):
-    done = run(["promptrec-eval"], tmp_path)
+    done = run(["promptrec-eval"], tmp_path, real=True)
     said = " ".join(done.stderr.split())  # rich wraps the paragraph at the terminal's width
     assert done.returncode == 1 and "Traceback" not in said
     assert "ckpt_path is required" in said and "promptrec-eval ckpt_path=" in said
@@ -220,7 +220,7 @@ def test_a_run_that_stops_before_validating_tests_its_last_weights(train_cfg, ca
 
 @pytest.mark.slow
 def test_full_traceback_on_request(tmp_path):
-    done = run(["promptrec-train", "data.batch_size=-4"], tmp_path, HYDRA_FULL_ERROR="1")
+    done = run(["promptrec-train", "data.batch_size=-4"], tmp_path, real=True, HYDRA_FULL_ERROR="1")
     assert done.returncode != 0 and "Traceback" in done.stderr and "ConfigError" in done.stderr
 
 

@@ -68,10 +68,9 @@ class SoftPromptConfig:
 class CollaborativeConfig:
     run: str = MISSING  # an ID baseline's run folder (its id_vectors.pt), trained on this split
     train_ids: bool = False  # true: the ID vectors fine-tune too; false: only the projector learns
-    crossfit: bool = (
-        False  # true: training pairs read the vectors of promptrec-crossfit's fold runs
-    )
+    crossfit: bool = False  # true: training pairs read promptrec-crossfit's fold runs' vectors
     score: bool = False  # true: the ID model's own score is added to the output (needs crossfit)
+    drop: float = 0.0  # share of training examples that hide the ID signal (modality dropout)
 
 
 @dataclass

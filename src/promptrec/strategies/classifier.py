@@ -30,15 +30,15 @@ class TextScorer(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         inputs = encoder_inputs(batch, self.soft, self.lower)
-        if self.collaborative is not None:
-            states = inputs.pop("inputs_embeds", None)
-            if states is None:
-                states = self.backbone.get_input_embeddings()(inputs.pop("input_ids"))
-            inputs["inputs_embeds"] = self.collaborative(states, batch)
-        logits = self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
         if self.collaborative is None:
-            return logits
-        return self.collaborative.with_score(logits, batch)
+            return self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
+        seen = self.collaborative.seen(batch)  # one draw for the vectors and the score
+        states = inputs.pop("inputs_embeds", None)
+        if states is None:
+            states = self.backbone.get_input_embeddings()(inputs.pop("input_ids"))
+        inputs["inputs_embeds"] = self.collaborative(states, batch, seen)
+        logits = self.backbone(**inputs, attention_mask=batch["attention_mask"]).logits
+        return self.collaborative.with_score(logits, batch, seen)
 
 
 class ClassifierStrategy(Strategy):

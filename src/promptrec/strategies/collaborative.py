@@ -18,6 +18,11 @@ each training pair reads the vectors of a fold run that never saw it (``promptre
 experiments/crossfit.py); validation and test pairs read the full run's. ``score=true`` then
 adds MF's own score for (user, target) to the output with a learnt weight starting at 1: the
 model starts as MF and its text learns what MF misses.
+
+Trained beside MF's score, the text part learns only what MF misses on the training pairs, and
+it ends up a weaker complement than a text model trained alone (bench/collaborative_diagnostics.py
+measures it). ``drop`` (modality dropout) hides the ID signal, vectors and score, from that share
+of the training examples, so the same text part must also stand on its own.
 """
 
 from __future__ import annotations
@@ -64,6 +69,12 @@ def check_collaborative(cfg, strategy: str) -> None:
         raise ConfigError(
             f"prompt.collaborative.score=true adds one score per example (task=preference or "
             f"rating), not to task={cfg.task.name}'s catalogue: remove it."
+        )
+    drop = settings.get("drop", 0.0)
+    if not isinstance(drop, (int, float)) or isinstance(drop, bool) or not 0 <= drop < 1:
+        raise ConfigError(
+            f"prompt.collaborative.drop={drop!r} must be a number in [0, 1): the share of training "
+            "examples that hide the ID signal, e.g. prompt.collaborative.drop=0.5 (0: none hide it)."
         )
     if strategy not in SERVED_BY:
         raise ConfigError(
@@ -132,7 +143,7 @@ class CollaborativeVectors(nn.Module):
     projector into the backbone's hidden size; with ``score``, the weight of the ID score."""
 
     def __init__(self, saved: dict, hidden: int, marker_ids: dict[str, int], train_ids: bool,
-                 score: bool = False):  # fmt: skip
+                 score: bool = False, drop: float = 0.0):  # fmt: skip
         super().__init__()
 
         def table(vectors: torch.Tensor) -> nn.Embedding:
@@ -147,15 +158,27 @@ class CollaborativeVectors(nn.Module):
         nn.init.zeros_(self.project[2].bias)
         self.marker_ids = marker_ids
         self.score_weight = nn.Parameter(torch.ones(1)) if score else None
+        self.drop = drop
 
-    def with_score(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    def seen(self, batch: dict) -> torch.Tensor | None:
+        """Which examples see the ID signal (None: all). In training, ``drop`` of them do not."""
+        if not self.training or self.drop <= 0:
+            return None
+        ids = batch["input_ids"]
+        return torch.rand(ids.shape[0], device=ids.device) >= self.drop
+
+    def with_score(self, outputs: torch.Tensor, batch: dict,
+                   seen: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """The model's outputs plus the weighted ID score (``score=true``), else as they are."""
         if self.score_weight is None:
             return outputs
-        return outputs + self.score_weight * batch["cf_score"][:, None].float()
+        score = batch["cf_score"].float() * (1.0 if seen is None else seen)
+        return outputs + self.score_weight * score[:, None]
 
-    def forward(self, states: torch.Tensor, batch: dict) -> torch.Tensor:
-        """``states`` (batch, tokens, hidden) with each marker's projected vector added."""
+    def forward(self, states: torch.Tensor, batch: dict,
+                seen: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """``states`` (batch, tokens, hidden) with each marker's projected vector added (not to
+        the examples ``seen`` leaves out)."""
         ids = batch["input_ids"]
         added = torch.zeros_like(states)
         wanted = [
@@ -175,6 +198,8 @@ class CollaborativeVectors(nn.Module):
                 )
             if present.any():  # row-major on both sides: the k-th marker of a row, its k-th id
                 added[at] = self.project(table(rows[present])).to(states.dtype)
+        if seen is not None:
+            added = added * seen[:, None, None]
         return states + added
 
 
@@ -260,4 +285,5 @@ class CollaborativeInput:
 
     def build(self, hidden: int) -> CollaborativeVectors:
         return CollaborativeVectors(self.tables, hidden, self.marker_ids,
-                                    bool(self.cfg.train_ids), self.score)  # fmt: skip
+                                    bool(self.cfg.train_ids), self.score,
+                                    float(self.cfg.get("drop", 0.0)))  # fmt: skip
