@@ -6,8 +6,11 @@ its parts? Two checks, from a finished run's checkpoint and its cross-fitted MF 
 2. Split the model's logit into its text part and its MF part (logit − w·score) and refit their
    mix on validation (logistic regression): if the refit mix scores better on test, the model's
    own mix, learnt on training pairs, is off.
+3. With ``--views``: score validation and test again with the ID signal hidden (vectors and
+   score), the text-only view that modality dropout (``prompt.collaborative.drop``) trains, and
+   refit its mix with MF on validation. The "text part" of check 2 still holds the ID vectors.
 
-    .venv/bin/python bench/collaborative_diagnostics.py RUN MF_RUN
+    .venv/bin/python bench/collaborative_diagnostics.py RUN MF_RUN [--views]
     # e.g. outputs/results/study_cfx_score_preference_s42 outputs/results/mf_preference_s42
 """
 
@@ -88,6 +91,41 @@ def refit_mix(run: Path, mf_run: Path) -> None:
           f"{roc_auc_score(test[0]['label'], mix.decision_function(test[1])):.4f}")  # fmt: skip
 
 
+@torch.no_grad()
+def text_only_view(run: Path, cfg) -> None:
+    """Check 3: the checkpoint's scores with and without the ID signal, and their refit."""
+    from promptrec.runtime.build import build_datamodule, build_module, run_precision
+
+    datamodule = build_datamodule(cfg)
+    module, _ = build_module(cfg, datamodule)
+    state = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"], strict=module.strict_loading)
+    module.eval()
+    collaborative = module.model.collaborative
+    bf16 = run_precision(cfg).startswith("bf16")
+    views = {}
+    for name, loader in (("val", datamodule.val_dataloader()),
+                         ("test", datamodule.test_dataloader())):  # fmt: skip
+        rows = []
+        for batch in loader:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                collaborative.hidden = False
+                full = module(batch).float()[:, -1]
+                collaborative.hidden = True
+                text = module(batch).float()[:, -1]
+            rows.append(np.c_[full, text, batch["cf_score"].float(), batch["labels"].float()])
+        views[name] = np.concatenate(rows)
+    collaborative.hidden = False
+    for name, x in views.items():
+        print(f"{name:<4}: model AUC {roc_auc_score(x[:, 3], x[:, 0]):.4f}, text-only view "
+              f"(ID signal hidden) {roc_auc_score(x[:, 3], x[:, 1]):.4f}")  # fmt: skip
+    mix = LogisticRegression(C=1e6).fit(views["val"][:, 1:3], views["val"][:, 3])
+    text_w, mf_w = mix.coef_[0]
+    test = views["test"]
+    print(f"text-only view + MF, mix refit on validation: text {text_w:.3f}, MF {mf_w:.3f}; test "
+          f"AUC {roc_auc_score(test[:, 3], mix.decision_function(test[:, 1:3])):.4f}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -95,10 +133,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("mf_run", type=Path, help="its cross-fitted MF run (promptrec-crossfit)")
     parser.add_argument("--data", type=Path, default=Path("data/ml-100k-atomic"))
+    parser.add_argument("--views", action="store_true",
+                        help="also score the checkpoint with the ID signal hidden (check 3)")  # fmt: skip
     args = parser.parse_args(argv)
     cfg = OmegaConf.load(args.run / ".hydra" / "config.yaml")
     score_reliability(args.mf_run, cfg, args.data)
     refit_mix(args.run, args.mf_run)
+    if args.views:
+        text_only_view(args.run, cfg)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ Every test runs offline: the model is built locally, MovieLens-100K comes from t
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: a thread each
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # (before torch loads; subprocesses inherit it)
@@ -52,10 +55,28 @@ def atomic_dir(data_dir) -> Path:
     return data_dir / "ml-100k-atomic"
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A session fixture's folder, built by the first xdist worker that asks for it while the
+    others wait, then read by all (pytest-xdist's file-lock pattern): ``build(folder)`` fills it."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by workers
+    folder = root / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer, 32-wide BERT with MiniLM's real 30,522-word vocabulary."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
+    return built_once(tmp_path_factory, "tiny-bert", save_tiny_model)
+
+
+def save_tiny_model(folder: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
     )
@@ -66,7 +87,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return folder
 
 
 # The tiny model has two layers, so the default job's tuning.freeze_layers cannot apply to it, and
@@ -124,18 +144,18 @@ def run(args, root: Path, real: bool = False, **env):
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_model_dir, data_dir, tmp_path_factory):
-    """A finished tiny run per task, trained once per worker from the command line and shared
-    by the tests that only read it (eval, DDP eval, reproduce): they must not write into it."""
-    runs: dict[str, Path] = {}
+    """A finished tiny run per task, trained once from the command line and shared by the tests
+    that only read it (eval, reproduce): they must not write into it."""
+
+    def train(root: Path, task: str) -> None:
+        done = run(["promptrec-train", f"task={task}", "logger=csv",
+                    *tiny(tiny_model_dir, data_dir, users=15)], root)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
 
     def get(task: str) -> Path:
-        if task not in runs:
-            root = tmp_path_factory.mktemp(f"trained-{task}")
-            done = run(["promptrec-train", f"task={task}", "logger=csv",
-                        *tiny(tiny_model_dir, data_dir, users=15)], root)  # fmt: skip
-            assert done.returncode == 0, done.stderr[-3000:]
-            (runs[task],) = (root / "outputs" / "train" / "runs").iterdir()
-        return runs[task]
+        root = built_once(tmp_path_factory, f"trained-{task}", lambda root: train(root, task))
+        (folder,) = (root / "outputs" / "train" / "runs").iterdir()
+        return folder
 
     return get
 

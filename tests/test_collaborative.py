@@ -305,8 +305,13 @@ def test_diagnostics_split_a_score_model_into_its_text_and_mf_parts(
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     from collaborative_diagnostics import main as diagnose
 
-    diagnose([cfg.paths.output_dir, str(crossfit_run), "--data", str(data_dir / "ml-100k-atomic")])
+    diagnose([cfg.paths.output_dir, str(crossfit_run), "--data", str(data_dir / "ml-100k-atomic"),
+              "--views"])  # fmt: skip
     said = capsys.readouterr().out
     for line in ("MF, cross-fitted, on training pairs: AUC 0.", "MF, full run, on test",
-                 "learnt MF weight", "mix refit on validation"):  # fmt: skip
+                 "learnt MF weight", "mix refit on validation", "text-only view (ID signal hidden)",
+                 "text-only view + MF, mix refit on validation"):  # fmt: skip
         assert line in said, said
+    # the checkpoint's own view, scored again, is the run's saved test score
+    saved = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["test/auc"]
+    assert f"test: model AUC {saved:.4f}, text-only view" in said, said

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 from nbclient import NotebookClient
 from omegaconf import OmegaConf, open_dict
 
-from conftest import compose_config, run, tiny
+from conftest import built_once, compose_config, run, tiny
 from promptrec.cli.summarize import main as summarize_main
 from promptrec.errors import ConfigError, PromptRecError
 from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
@@ -39,15 +39,20 @@ def git_head() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
-@pytest.fixture(scope="session")  # trained once per xdist worker that needs it
+@pytest.fixture(scope="session")  # trained once, by the first xdist worker that needs it
 def sweep(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     """A 2 × 2 × 2 multirun (prompt × tuning × seed) with W&B offline, as a user launches it."""
-    root = tmp_path_factory.mktemp("sweep")
-    done = run(["promptrec-train", "-m", "prompt=question,text", "tuning=full,lora", "seed=1,2",
-                "logger=default", *tiny(tiny_model_dir, data_dir)], root)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    (folder,) = (root / "outputs" / "train" / "multiruns").iterdir()
-    (folder / "console.txt").write_text(done.stdout + done.stderr)  # what the user saw
+
+    def launch(root: Path) -> None:
+        done = run(["promptrec-train", "-m", "prompt=question,text", "tuning=full,lora",
+                    "seed=1,2", "logger=default", *tiny(tiny_model_dir, data_dir)], root)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        (folder,) = (root / "outputs" / "train" / "multiruns").iterdir()
+        (folder / "console.txt").write_text(done.stdout + done.stderr)  # what the user saw
+
+    (folder,) = (
+        built_once(tmp_path_factory, "sweep", launch) / "outputs" / "train" / "multiruns"
+    ).iterdir()
     return folder
 
 

@@ -159,12 +159,15 @@ class CollaborativeVectors(nn.Module):
         self.marker_ids = marker_ids
         self.score_weight = nn.Parameter(torch.ones(1)) if score else None
         self.drop = drop
+        self.hidden = False  # true: no example sees it (the text-only view a diagnosis scores)
 
     def seen(self, batch: dict) -> torch.Tensor | None:
         """Which examples see the ID signal (None: all). In training, ``drop`` of them do not."""
+        ids = batch["input_ids"]
+        if self.hidden:
+            return torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         if not self.training or self.drop <= 0:
             return None
-        ids = batch["input_ids"]
         return torch.rand(ids.shape[0], device=ids.device) >= self.drop
 
     def with_score(self, outputs: torch.Tensor, batch: dict,
