@@ -392,3 +392,15 @@ def test_a_run_from_before_a_setting_was_typed_pools_with_a_later_one(tmp_path):
     runs = load_runs([tmp_path]).set_index(pd.Index(["capped", "new", "old"]))
     keys = configuration_key(runs)
     assert keys["old"] == keys["new"] != keys["capped"]
+    assert "cfg/prompt.collaborative.drop" not in runs  # no run here has collaborative tokens
+
+
+def test_a_collaborative_run_from_before_modality_dropout_pools_with_drop_zero(tmp_path):
+    for name, collaborative in (("old", {"run": "mf"}), ("zero", {"run": "mf", "drop": 0.0}),
+                                ("half", {"run": "mf", "drop": 0.5})):  # fmt: skip
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        OmegaConf.save({"seed": 1, "prompt": {"name": "collaborative", "collaborative": collaborative}},
+                       tmp_path / name / ".hydra" / "config.yaml")  # fmt: skip
+    runs = load_runs([tmp_path]).set_index(pd.Index(["half", "old", "zero"]))
+    keys = configuration_key(runs)
+    assert keys["old"] == keys["zero"] != keys["half"]

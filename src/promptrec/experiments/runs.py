@@ -21,8 +21,13 @@ IGNORED_GROUPS = ("paths.", "logger.", "callbacks.", "hydra.")
 IGNORED_KEYS = {"trainer.default_root_dir", "trainer.enable_progress_bar", "ckpt_path", "tags",
                 "task_name", "train", "test", "data.data_dir", "data.cache_dir", "data.num_workers"}  # fmt: skip
 # Settings added to the schema after runs were published, with the value those older runs ran
-# with, so that a run from before and one from after pool when nothing else differs.
-ADDED_LATER = {"trainer.max_steps": -1}  # no step limit: Lightning's default before it was typed
+# with, so that a run from before and one from after pool when nothing else differs. Each applies
+# to a run whose config has the setting's section (a run without collaborative tokens has no
+# prompt.collaborative.drop).
+ADDED_LATER = {
+    "trainer.max_steps": -1,  # no step limit: Lightning's default before it was typed
+    "prompt.collaborative.drop": 0.0,  # no modality dropout: every example saw the ID signal
+}
 
 
 def find_runs(paths: list[Path | str]) -> list[Path]:
@@ -87,6 +92,15 @@ def labels(folder: Path) -> dict:
     return out
 
 
+def has_section(config: dict, dotted: str) -> bool:
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, dict)
+
+
 def load_run(folder: Path) -> dict:
     config = OmegaConf.to_container(
         OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=False
@@ -96,8 +110,8 @@ def load_run(folder: Path) -> dict:
         for k, v in flatten(config).items()
         if not k.startswith(IGNORED_GROUPS) and k not in IGNORED_KEYS
     }
-    if "trainer" in config:
-        for key, value in ADDED_LATER.items():
+    for key, value in ADDED_LATER.items():
+        if has_section(config, key.rsplit(".", 1)[0]):
             settings.setdefault(f"cfg/{key}", value)
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
