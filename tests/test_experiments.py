@@ -19,11 +19,12 @@ import yaml
 from lightning.pytorch.loggers import WandbLogger
 from nbclient import NotebookClient
 from omegaconf import OmegaConf, open_dict
+from rich.console import Console
 
 from conftest import built_once, compose_config, run, tiny
 from promptrec.cli.summarize import main as summarize_main
 from promptrec.errors import ConfigError, PromptRecError
-from promptrec.experiments.report import sync_offline_runs, wandb_logged_in
+from promptrec.experiments.report import sync_offline_runs, terminal_table, wandb_logged_in
 from promptrec.experiments.reproduce import compare
 from promptrec.experiments.runs import load_runs
 from promptrec.experiments.summary import configuration_key, summarize
@@ -111,6 +112,17 @@ def test_summarize_pools_seeds_into_mean_and_std_per_configuration(sweep, tmp_pa
         image = matplotlib.image.imread(out / f"{figure}_preference.png")
         assert image.shape[0] > 100 and image.shape[1] > 100
     assert "wandb sync" in done.stdout  # offers to upload the offline runs
+
+
+def test_terminal_table_shows_a_fusion_rows_missing_settings_as_a_dash():
+    table = pd.DataFrame({"prompt": ["question", float("nan")], "tuning": ["full", None],
+                          "runs": [3, 3], "test/auc": [0.80, 0.82], "test/auc std": [0.01, 0.02],
+                          "95% CI": ["[0.79, 0.81]", "[0.81, 0.83]"], "real?": ["yes", "–"]})  # fmt: skip
+    console = Console(width=100, record=True)
+    console.print(terminal_table(table, ["prompt", "tuning"], ["test/auc"]))
+    text = console.export_text()
+    assert "nan" not in text and "None" not in text
+    assert "question" in text and "0.8200 ±" in text and text.count("–") >= 3
 
 
 def test_summary_marks_failed_runs_and_keeps_them_out_of_the_mean():

@@ -5,6 +5,7 @@ shows it; promptrec-summarize saves it)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -54,7 +55,10 @@ def label_column(runs: pd.DataFrame, name: str) -> str:
 
 
 def setting_text(value) -> str:
-    """A setting for a label: floats to 3 significant digits (1e-4, not 0.00010000000000000002)."""
+    """A setting for a label: floats to 3 significant digits (1e-4, not 0.00010000000000000002);
+    a setting a row does not have (a fusion has no prompt) is "–", not "nan"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
