@@ -154,7 +154,7 @@ def on_own_schema(group: str, node) -> DictConfig:
     if group == "model" and option == "mf" and node.get("objective") == "bpr":
         raise ConfigError(
             "this run used model.kind=mf with model.objective=bpr, a biased MF with unfiltered "
-            "negatives that issue 16 replaced by the textbook BPR (model.kind=bpr). Its settings "
+            "negatives that PromptRec has since replaced by the textbook BPR (model.kind=bpr). Its settings "
             "cannot rebuild it; train it again with `promptrec-train experiment=baseline_bpr`."
         )
     schemas = OPTION_SCHEMAS[group]

@@ -70,7 +70,7 @@ def run_to_resume(cfg: DictConfig) -> Path | None:
     return path.resolve()
 
 
-# Classes that moved when the package was layered (issue 14): run folders saved before name them.
+# Classes that moved when the package was layered: run folders saved before name them.
 MOVED = {"promptrec.costs.": "promptrec.runtime.costs.",
          "promptrec.callbacks.": "promptrec.runtime.callbacks.",
          "promptrec.csv_log.": "promptrec.runtime.csv_log."}  # fmt: skip
