@@ -94,13 +94,10 @@ def refit_mix(run: Path, mf_run: Path) -> None:
 @torch.no_grad()
 def text_only_view(run: Path, cfg) -> None:
     """Check 3: the checkpoint's scores with and without the ID signal, and their refit."""
-    from promptrec.runtime.build import build_datamodule, build_module, run_precision
+    from promptrec.runtime.build import build_datamodule, build_module, load_weights, run_precision
 
     datamodule = build_datamodule(cfg)
-    module, _ = build_module(cfg, datamodule)
-    state = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"], strict=module.strict_loading)
-    module.eval()
+    module = load_weights(build_module(cfg, datamodule)[0], run / "checkpoints" / "best.ckpt")
     collaborative = module.model.collaborative
     bf16 = run_precision(cfg).startswith("bf16")
     views = {}

@@ -82,12 +82,15 @@ def load_trained_lm(cfg: DictConfig, why: str) -> tuple[DictConfig, RecDataModul
                           "and their ID rows are built with the data, not per edited prompt.")  # fmt: skip
     datamodule = build_datamodule(cfg)
     module, _ = build_module(cfg, datamodule)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    return cfg, datamodule, load_weights(module, cfg.ckpt_path)
+
+
+def load_weights(module: RecModule, ckpt_path) -> RecModule:
+    """A checkpoint's trained weights in a freshly built module, in eval mode."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
     module.on_load_checkpoint({"state_dict": state})  # every trained weight must be there
-    module.load_state_dict(
-        state, strict=module.strict_loading
-    )  # PEFT: frozen ones come from the backbone
-    return cfg, datamodule, module.eval()
+    module.load_state_dict(state, strict=module.strict_loading)  # PEFT: frozen ones: the backbone
+    return module.eval()
 
 
 def build_loggers(cfg: DictConfig, previous: dict | None = None) -> list[Logger]:
