@@ -14,6 +14,7 @@ import pytest
 
 from conftest import PLAIN, REPO
 from forked import run_forked
+from promptrec.errors import ConfigError
 
 VARIANTS = ["naive", "dynamic", "grouped", "framework"]
 
@@ -130,3 +131,20 @@ def test_startup_benchmark_times_every_command(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert len(result) == 6 and all(0 < row["median_s"] < 60 for row in result.values())
+
+
+def test_next_item_fusion_of_a_run_with_itself_ranks_as_it_did_and_refuses_another_task(
+    trained_run, capsys, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from next_item_fusion import main as fuse
+
+    folder = trained_run("next_item")
+    fuse([str(folder), str(folder)])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    saved = json.loads((folder / "metrics.json").read_text())
+    # (1 - w)·s + w·s = s: every weight ranks as the run did when it tested
+    assert len(rows) == 21 and {r[3] for r in rows} == {f"{saved['test/ndcg@10']:.4f}"}
+    assert sum("validation's" in " ".join(r) for r in rows) == 1
+    with pytest.raises(ConfigError, match="is a task=preference run; give two next-item runs"):
+        fuse([str(folder), str(trained_run("preference"))])

@@ -27,6 +27,7 @@ IGNORED_KEYS = {"trainer.default_root_dir", "trainer.enable_progress_bar", "ckpt
 ADDED_LATER = {
     "trainer.max_steps": -1,  # no step limit: Lightning's default before it was typed
     "prompt.collaborative.drop": 0.0,  # no modality dropout: every example saw the ID signal
+    "model.init_from": None,  # started from the pretrained backbone
 }
 
 

@@ -26,6 +26,7 @@ from promptrec.models.baselines import (
 from promptrec.models.features import feature_table
 from promptrec.models.frozen import LowerLayers, cut, freeze_below
 from promptrec.models.tuning import tune
+from promptrec.models.warm_start import source_checkpoint, warm_start
 
 
 @dataclass
@@ -38,7 +39,8 @@ class BuiltModel:
 
 def language_model(cfg: DictConfig, datamodule) -> BuiltModel:
     """The backbone the prompt strategy asks for, tuned, then wrapped by the strategy. With
-    ``tuning.freeze_layers=k`` the backbone is cut below the tuning mode (models/frozen.py)."""
+    ``tuning.freeze_layers=k`` the backbone is cut below the tuning mode (models/frozen.py); with
+    ``model.init_from`` it starts from a finished run's weights (models/warm_start.py)."""
     strategy, k = datamodule.strategy, int(cfg.tuning.get("freeze_layers") or 0)
     backbone = load_backbone(strategy.backbone, cfg.model, strategy.num_outputs)
     if strategy.collaborative is not None:  # its marker tokens need rows below the cut
@@ -53,7 +55,11 @@ def language_model(cfg: DictConfig, datamodule) -> BuiltModel:
         print(f"tuning.freeze_layers={k}: prompt={cfg.prompt.name} has trainable [SOFT] vectors "
               "below the cut, so the frozen layers run every step instead of being cached.")  # fmt: skip
         freeze_below(tuned.model, k)
-    return BuiltModel(strategy.wrap(tuned.model, lower), tuned.callbacks, tuned.penalty, lower)
+    model = strategy.wrap(tuned.model, lower)
+    if cfg.model.get("init_from"):  # e.g. the text run a collaborative run builds on
+        warm_start(model, source_checkpoint(cfg.model.init_from, cfg,
+                                            datamodule.prepared.split_hash))  # fmt: skip
+    return BuiltModel(model, tuned.callbacks, tuned.penalty, lower)
 
 
 def popularity(cfg: DictConfig, datamodule) -> BuiltModel:

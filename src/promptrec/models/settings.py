@@ -24,6 +24,7 @@ class LanguageModelConfig(ModelConfig):
     dropout: float | None = None  # None keeps the checkpoint's own hidden dropout
     compile: str | None = None  # a torch.compile backend (inductor); None runs eagerly
     attention: str | None = None  # eager | sdpa: transformers' attention code; None = its default
+    init_from: str | None = None  # a finished run folder whose trained weights this run starts from
 
 
 @dataclass

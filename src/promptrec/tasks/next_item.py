@@ -82,7 +82,8 @@ class NextItemTask(Task):
             return [torch.empty(0, dtype=torch.long)] * len(examples)
         if not self.negatives:  # vectorised: ~100 seen items for each of 943 users
             seen = examples["seen_items"]
-            counts = torch.as_tensor(seen.map(len).to_numpy(), dtype=torch.long)
+            lengths = seen.map(len).to_numpy()  # may be read-only: torch.tensor copies it
+            counts = torch.tensor(lengths, dtype=torch.long)
             flat = np.concatenate([np.asarray(x, dtype=object) for x in seen]) if len(seen) else []
             items = torch.as_tensor(pd.Index(self.item_ids).get_indexer(flat), dtype=torch.long)
             rows = torch.repeat_interleave(torch.arange(len(seen)), counts)
