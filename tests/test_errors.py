@@ -65,6 +65,8 @@ def set_key(cfg, key: str, value) -> None:
         ("trainer.gradient_clip_val", -1.0, ["trainer.gradient_clip_val=-1.0", "≥ 0"]),
         ("trainer.limit_train_batches", 1.5, ["trainer.limit_train_batches=1.5", "(0, 1.0]"]),
         ("ckpt_path", "/nonexistent/best.ckpt", ["/nonexistent/best.ckpt", "does not exist"]),
+        ("model.init_from", "/nonexistent/run", ["model.init_from='/nonexistent/run'",
+                                                 "has no .hydra/config.yaml"]),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_field(train_cfg, key, value, needles):

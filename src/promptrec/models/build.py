@@ -26,7 +26,7 @@ from promptrec.models.baselines import (
 from promptrec.models.features import feature_table
 from promptrec.models.frozen import LowerLayers, cut, freeze_below
 from promptrec.models.tuning import tune
-from promptrec.models.warm_start import source_checkpoint, warm_start
+from promptrec.models.warm_start import check_source, source_checkpoint, warm_start
 
 
 @dataclass
@@ -146,6 +146,8 @@ def check_model(cfg: DictConfig) -> None:
         raise ConfigError(
             f"tuning={cfg.tuning.mode} applies to language models; baselines train in full (tuning=full)."
         )
+    if cfg.model.get("init_from"):
+        check_source(cfg.model.init_from, cfg)
 
 
 def build_model(cfg: DictConfig, datamodule) -> BuiltModel:

@@ -27,8 +27,9 @@ from promptrec.errors import ConfigError
 SAME = ("task.name", "task.head", "model.name_or_path", "tuning.mode", "tuning.freeze_layers")
 
 
-def source_checkpoint(run: str | Path, cfg, split_hash: str) -> Path:
-    """The source run's best checkpoint, after checking it can seed this run."""
+def check_source(run: str | Path, cfg) -> Path:
+    """Start-up check (no data needed): the source is a finished run with this run's settings.
+    Returns its best checkpoint."""
     folder = Path(run)
     config, metrics = folder / ".hydra" / "config.yaml", folder / "metrics.json"
     checkpoint = folder / "checkpoints" / "best.ckpt"
@@ -48,6 +49,13 @@ def source_checkpoint(run: str | Path, cfg, split_hash: str) -> Path:
                 f"{key}={ours}: its weights do not fit this model. Set {key}={theirs}, or start "
                 "from a run with this run's settings."
             )
+    return checkpoint
+
+
+def source_checkpoint(run: str | Path, cfg, split_hash: str) -> Path:
+    """The source run's best checkpoint, after checking it can seed this run on this split."""
+    checkpoint = check_source(run, cfg)
+    metrics = Path(run) / "metrics.json"
     theirs = json.loads(metrics.read_text()).get("data/split_hash")
     if theirs != split_hash:
         raise ConfigError(
