@@ -49,6 +49,10 @@ def test_a_warm_started_model_scores_as_the_run_it_starts_from(trained_run, tmp_
     saved = torch.load(source / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     own = started.state_dict()
     assert saved and all(torch.equal(own[k], v) for k, v in saved.items())
+    # the start line names the source instead of a "new classification head"
+    assert started.model.started_from == str(source)
+    assert not any(getattr(m, "fresh_parts", None) for m in started.modules())
+    assert any(getattr(m, "fresh_parts", None) for m in fresh.modules())
 
 
 def test_a_source_of_another_split_setting_or_head_is_refused(trained_run, tmp_path):

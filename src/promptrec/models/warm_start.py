@@ -92,4 +92,8 @@ def warm_start(model: nn.Module, checkpoint: Path) -> dict[str, int]:
                 f"{found}: the source run used another head, task or prompt strategy. Start from "
                 "a run of the same task and head."
             )
+    for part in model.modules():  # the run's start line names the source, not "new head"
+        if getattr(part, "fresh_parts", None):
+            part.fresh_parts = []
+    model.started_from = str(checkpoint.parent.parent)
     return {"copied": copied, "widened": widened}

@@ -91,6 +91,11 @@ class EpochLine(L.Callback):
         fresh = sorted({p for m in pl_module.modules() for p in getattr(m, "fresh_parts", ())})
         if fresh:
             parts.append(f"new {', '.join(fresh)} initialised")
+        source = next(
+            (m.started_from for m in pl_module.modules() if hasattr(m, "started_from")), None
+        )
+        if source:
+            parts.append(f"weights from {source} (model.init_from)")
         self._say(trainer, " · ".join(parts))
 
     @rank_zero_only
