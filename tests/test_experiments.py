@@ -393,6 +393,9 @@ def test_runs_reading_the_id_run_of_their_own_seed_pool_into_one_configuration()
     assert keys[0] == keys[1]  # each reads the MF run of its own seed
     assert keys[2] != keys[0]  # seed 42 reading seed 1's MF run is another configuration
     assert keys[3] != keys[0] and "421" in keys[3]  # 42 only as a whole number
+    runs["cfg/model.init_from"] = ["out/lm_s42", "out/lm_s1", "out/lm_s1", "out/lm_s42"]
+    keys = configuration_key(runs).tolist()
+    assert keys[0] == keys[1] != keys[2]  # and each starts from the text run of its own seed
 
 
 def test_a_run_from_before_a_setting_was_typed_pools_with_a_later_one(tmp_path):

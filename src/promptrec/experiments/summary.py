@@ -55,7 +55,7 @@ def _setting_text(value) -> str:
 
 
 # settings that name another run's folder, which is often named after its seed
-RUN_POINTERS = ("cfg/prompt.collaborative.run",)
+RUN_POINTERS = ("cfg/prompt.collaborative.run", "cfg/model.init_from")
 
 
 def seed_free(value: str, seed) -> str:
