@@ -26,12 +26,16 @@ from promptrec.errors import ConfigError
 from promptrec.runtime.build import build_datamodule, build_module, load_weights, run_precision
 
 
-@torch.no_grad()
-def catalogue_scores(run: Path):
-    """The run's task and, per split, its (examples, catalogue scores), in user order."""
+def next_item_config(run: Path):
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     if cfg.task.name != "next_item":
         raise ConfigError(f"{run} is a task={cfg.task.name} run; give two next-item runs.")
+    return cfg
+
+
+@torch.no_grad()
+def catalogue_scores(run: Path, cfg):
+    """The run's task and, per split, its (examples, catalogue scores), in user order."""
     datamodule = build_datamodule(cfg)
     module = load_weights(build_module(cfg, datamodule)[0], run / "checkpoints" / "best.ckpt")
     bf16 = cfg.model.kind == "lm" and run_precision(cfg).startswith("bf16")
@@ -55,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("first", type=Path, help="a finished next-item run, e.g. SASRec")
     parser.add_argument("second", type=Path, help="a finished next-item run, e.g. a language model")
     args = parser.parse_args(argv)
-    task, split_a, first = catalogue_scores(args.first)
-    _, split_b, second = catalogue_scores(args.second)
+    configs = [next_item_config(run) for run in (args.first, args.second)]  # before any scoring
+    task, split_a, first = catalogue_scores(args.first, configs[0])
+    _, split_b, second = catalogue_scores(args.second, configs[1])
     if split_a != split_b:
         raise ConfigError(f"the runs used splits {split_a} and {split_b}: fuse runs of one split.")
     for name in ("val", "test"):
