@@ -9,8 +9,8 @@ budget on what the ID signal adds.
 Every trained weight of the source run is copied into the weight of the same name and shape. An
 embedding table this run widened (the collaborative marker tokens) gets the rows both have; the
 new parts (marker rows, projector) start as they would without a source. The source must be a run
-of the same task, head, backbone, tuning mode and frozen cut (``SAME``), on the same split (a run of another split has
-trained on this run's test interactions).
+of the same task, head, backbone, tuning mode and frozen cut (``SAME``), on the same split (a run
+of another split has trained on this run's test interactions).
 """
 
 from __future__ import annotations
