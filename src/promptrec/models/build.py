@@ -57,8 +57,7 @@ def language_model(cfg: DictConfig, datamodule) -> BuiltModel:
         freeze_below(tuned.model, k)
     model = strategy.wrap(tuned.model, lower)
     if cfg.model.get("init_from"):  # e.g. the text run a collaborative run builds on
-        warm_start(model, source_checkpoint(cfg.model.init_from, cfg,
-                                            datamodule.prepared.split_hash))  # fmt: skip
+        warm_start(model, source_checkpoint(cfg.model.init_from, datamodule.prepared.split_hash))
     return BuiltModel(model, tuned.callbacks, tuned.penalty, lower)
 
 

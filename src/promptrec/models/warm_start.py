@@ -25,14 +25,14 @@ from omegaconf import OmegaConf
 from promptrec.errors import ConfigError
 
 SAME = ("task.name", "task.head", "model.name_or_path", "tuning.mode", "tuning.freeze_layers")
+CHECKPOINT = Path("checkpoints") / "best.ckpt"  # in the source run's folder
 
 
-def check_source(run: str | Path, cfg) -> Path:
-    """Start-up check (no data needed): the source is a finished run with this run's settings.
-    Returns its best checkpoint."""
+def check_source(run: str | Path, cfg) -> None:
+    """Start-up check (no data needed): the source is a finished run with this run's settings."""
     folder = Path(run)
     config, metrics = folder / ".hydra" / "config.yaml", folder / "metrics.json"
-    checkpoint = folder / "checkpoints" / "best.ckpt"
+    checkpoint = folder / CHECKPOINT
     for needed in (config, metrics, checkpoint):
         if not needed.is_file():
             raise ConfigError(
@@ -49,21 +49,19 @@ def check_source(run: str | Path, cfg) -> Path:
                 f"{key}={ours}: its weights do not fit this model. Set {key}={theirs}, or start "
                 "from a run with this run's settings."
             )
-    return checkpoint
 
 
-def source_checkpoint(run: str | Path, cfg, split_hash: str) -> Path:
-    """The source run's best checkpoint, after checking it can seed this run on this split."""
-    checkpoint = check_source(run, cfg)
-    metrics = Path(run) / "metrics.json"
-    theirs = json.loads(metrics.read_text()).get("data/split_hash")
+def source_checkpoint(run: str | Path, split_hash: str) -> Path:
+    """The source run's best checkpoint, once the data shows it was trained on this run's split
+    (``check_source`` ran at start-up: models/build.py's check_model)."""
+    theirs = json.loads((Path(run) / "metrics.json").read_text()).get("data/split_hash")
     if theirs != split_hash:
         raise ConfigError(
             f"model.init_from={str(run)!r} was trained on split {theirs}, this run uses split "
             f"{split_hash}: its weights saw interactions this run tests on. Start from a run with "
             "this run's data.* settings."
         )
-    return checkpoint
+    return Path(run) / CHECKPOINT
 
 
 @torch.no_grad()
