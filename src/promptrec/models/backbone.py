@@ -47,33 +47,34 @@ BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "distilbert", "albert", "electr
                "deberta-v2", "camembert", "mpnet", "ernie", "modernbert", "megatron-bert")  # fmt: skip
 
 
-def _check_family(name_or_path: str, model_type: str | None) -> None:
+def _check_family(name_or_path: str, model_type: str | None, field: str) -> None:
     """Refuse decoder-only or other models up front, with the reason, instead of a shape error
     deep in training (their configs load fine through the Auto classes)."""
     if model_type not in BERT_FAMILY:
         raise ConfigError(
-            f"model.name_or_path={name_or_path!r} is a {model_type!r} model, not a BERT-family "
+            f"{field}={name_or_path!r} is a {model_type!r} model, not a BERT-family "
             f"encoder ({', '.join(BERT_FAMILY)}). PromptRec scores prompts with an encoder's "
             "[CLS]/[MASK] outputs; choose one of those, e.g. bert-base-uncased."
         )
 
 
-def _load(loader, name_or_path: str, what: str, **kwargs):
+def _load(loader, name_or_path: str, what: str, field: str = "model.name_or_path", **kwargs):
+    """``field``: the setting that named the model, which an error names."""
     path = resolve_model_path(name_or_path)
     config_file = Path(path) / "config.json"
     if config_file.is_file():  # a local folder: check before loading anything
-        _check_family(name_or_path, json.loads(config_file.read_text()).get("model_type"))
+        _check_family(name_or_path, json.loads(config_file.read_text()).get("model_type"), field)
     try:
         loaded = loader(path, trust_remote_code=False, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(
-            f"model.name_or_path={name_or_path!r}: could not load the {what} ({str(exc).splitlines()[0][:200]}). "
+            f"{field}={name_or_path!r}: could not load the {what} ({str(exc).splitlines()[0][:200]}). "
             "Give a local folder with config.json, tokenizer files and weights, or a Hub name while "
             "online; the default 'sentence-transformers/all-MiniLM-L6-v2' works offline."
         ) from exc
     model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info)
     if hasattr(model, "config"):  # a Hub download: its type is known only now
-        _check_family(name_or_path, model.config.model_type)
+        _check_family(name_or_path, model.config.model_type, field)
     return loaded
 
 
@@ -131,8 +132,8 @@ def _load_model(loader, name_or_path: str, **kwargs):
     return model
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    return _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+def load_tokenizer(name_or_path: str, field: str = "model.name_or_path") -> PreTrainedTokenizerBase:
+    return _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer", field)
 
 
 def load_classifier(name_or_path: str, num_labels: int, **settings):

@@ -157,6 +157,10 @@ class SASRec(nn.Module):
 
     A causal Transformer reads the user's recent item ids (oldest first, left-padded with 0); the
     last position's state scores every catalogue item through the shared item embeddings.
+
+    With ``text`` (one fixed vector per item from a language model: models/item_text.py), an
+    item's embedding is its id vector plus a trained linear map of its text vector, at the input
+    and in the scoring alike (text + ID fusion at the item, as in TedRec or UniSRec with ids).
     """
 
     def __init__(
@@ -167,6 +171,7 @@ class SASRec(nn.Module):
         layers: int = 2,
         heads: int = 2,
         dropout: float = 0.2,
+        text: torch.Tensor | None = None,
     ):
         super().__init__()
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)  # index 0 = padding
@@ -184,14 +189,27 @@ class SASRec(nn.Module):
             nn.init.normal_(table.weight, std=dim**-0.5)
         with torch.no_grad():
             self.item.weight[0].zero_()
+        self.text_project = None
+        if text is not None:  # saved with the weights: a checkpoint scores with the text it saw
+            self.register_buffer("text", text.float())
+            self.text_project = nn.Linear(text.shape[1], dim)
+
+    def item_vectors(self) -> torch.Tensor:
+        """(n_items + 1, dim): row 0 the padding (zero), then each item's embedding."""
+        if self.text_project is None:
+            return self.item.weight
+        from_text = self.text_project(self.text)
+        return self.item.weight + torch.cat([torch.zeros_like(from_text[:1]), from_text])
 
     def id_vectors(self) -> dict[str, torch.Tensor]:
-        return {"items": self.item.weight[1:]}  # a user is their sequence: no vector of their own
+        # a user is their sequence: no vector of their own
+        return {"items": self.item_vectors()[1:]}
 
     def forward(self, batch: dict) -> torch.Tensor:
         seq = batch["history_idx"]  # (batch, max_len), 0 = padding
         length = seq.shape[1]
-        x = self.item(seq) * self.item.embedding_dim**0.5 + self.position.weight[:length]
+        items = self.item_vectors()
+        x = items[seq] * self.item.embedding_dim**0.5 + self.position.weight[:length]
         causal = torch.triu(
             torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1
         )
@@ -200,4 +218,4 @@ class SASRec(nn.Module):
             self.dropout(x) * real, mask=causal
         )  # no key mask: a fully masked row is NaN
         last = self.norm(h[:, -1])
-        return last @ self.item.weight[1:].T  # (batch, n_items)
+        return last @ items[1:].T  # (batch, n_items)

@@ -25,6 +25,7 @@ from promptrec.models.baselines import (
 )
 from promptrec.models.features import feature_table
 from promptrec.models.frozen import LowerLayers, cut, freeze_below
+from promptrec.models.item_text import encode_texts, item_texts
 from promptrec.models.tuning import tune
 from promptrec.models.warm_start import check_source, source_checkpoint, warm_start
 
@@ -111,11 +112,14 @@ def item_knn(cfg: DictConfig, datamodule) -> BuiltModel:
 def sasrec(cfg: DictConfig, datamodule) -> BuiltModel:
     if datamodule.task.name != "next_item":
         raise ConfigError("model=sasrec predicts the next item: use it with task=next_item.")
-    m = cfg.model
+    m, prepared = cfg.model, datamodule.prepared
     dropout = 0.2 if m.dropout is None else m.dropout
-    items = len(datamodule.prepared.catalog.item_ids)
+    text = None
+    if m.get("text_from"):  # saved configs may predate it
+        text = encode_texts(item_texts(prepared.items, prepared.catalog.item_ids), m.text_from)
+    items = len(prepared.catalog.item_ids)
     return BuiltModel(
-        SASRec(items, max(1, cfg.data.history_len), m.dim, m.layers, m.heads, dropout)
+        SASRec(items, max(1, cfg.data.history_len), m.dim, m.layers, m.heads, dropout, text)
     )
 
 

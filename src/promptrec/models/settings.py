@@ -61,6 +61,9 @@ class SASRecConfig(ModelConfig):
     layers: int = 2  # Transformer layers
     heads: int = 2  # attention heads
     dropout: float | None = 0.2
+    # a language model (Hub name or folder) whose frozen encoding of each item's text joins the
+    # item's id vector (models/item_text.py); None: ids only
+    text_from: str | None = None
 
 
 MODEL_SCHEMAS = {
