@@ -40,8 +40,9 @@ bench: data ## speed: framework vs plain PyTorch loops, token cache, catalogue e
 	PROMPTREC_ROOT=. $(BIN)/python bench/data_prep.py
 	PROMPTREC_ROOT=. $(BIN)/python bench/catalogue_eval.py
 
-results: $(STAMP) ## regenerate docs/results.md's tables from the run folders in docs/results/runs
+results: $(STAMP) ## regenerate the tables of docs/results.md and README.md from the run folders in docs/results/runs
 	$(BIN)/promptrec-summarize docs/results/runs --results docs/results.md
+	$(BIN)/promptrec-summarize docs/results/runs --results README.md
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check src tests bench

@@ -27,6 +27,32 @@ def test_results_page_is_generated_from_the_committed_run_folders():
     assert update_page(PAGE, RUNS, check=True), "docs/results.md is stale: run `make results`"
 
 
+def test_readme_targets_are_generated_from_the_committed_run_folders():
+    assert update_page(REPO / "README.md", RUNS, check=True), "README.md is stale: `make results`"
+
+
+def test_a_target_row_gives_the_mean_the_bar_and_the_paired_difference(tmp_path):
+    for folder in [*RUNS.glob("sasrec_s*"), *RUNS.glob("bpr_s*")]:
+        shutil.copytree(folder, tmp_path / "runs" / folder.name)
+    targets = [{"metric": "test/ndcg@10", "bar": 0.2, "runs": "sasrec_s*",
+                "against": {"BPR": "bpr_s*", "itself": "sasrec_s*"}}]  # fmt: skip
+    (tmp_path / "targets.yaml").write_text(json.dumps(targets))
+    page = tmp_path / "page.md"
+    page.write_text("<!-- results: targets -->\n<!-- end results -->\n")
+    update_page(page, tmp_path / "runs")
+    first, itself = page.read_text().splitlines()[3:5]
+    mean = {name: np.mean([json.loads((f / "metrics.json").read_text())["test/ndcg@10"]
+                           for f in RUNS.glob(f"{name}_s*")]) for name in ("sasrec", "bpr")}  # fmt: skip
+    assert f"| {mean['sasrec']:.4f} ± " in first and "| ≥ 0.2 ✗ | BPR |" in first
+    assert f"| {mean['sasrec'] - mean['bpr']:+.4f} [" in first and first.endswith("| yes (real) |")
+    # the same users on both sides; only the draw of seeds differs between them
+    assert "| +0.0000 [-" in itself and itself.endswith("| no (not real) |")
+    targets[0]["against"] = {"nothing": "no_such_run_*"}
+    (tmp_path / "targets.yaml").write_text(json.dumps(targets))
+    with pytest.raises(ConfigError, match="no finished run folder matches 'no_such_run_\\*'"):
+        update_page(page, tmp_path / "runs")
+
+
 def test_check_fails_on_a_hand_edited_number_and_results_mends_it(tmp_path, capsys):
     page = tmp_path / "results.md"
     original = PAGE.read_text()

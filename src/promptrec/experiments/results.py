@@ -10,12 +10,15 @@ The page is prose with generated blocks, one per task::
 every block from ``docs/results/runs/<name>/``; ``--check`` fails when the page differs, which
 ``tests/test_results.py`` runs, so no number on the page can drift from its run folder. Runs of one
 configuration (the same saved settings, seeds aside) pool into mean ± std (ddof=1) with n.
+README.md's ``targets`` block sets each task's best language-model row against what it must beat
+(``docs/results/targets.yaml``), with the paired difference and its 95% interval.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from omegaconf import OmegaConf
 
 from promptrec.errors import ConfigError
 from promptrec.experiments.runs import load_runs
+from promptrec.experiments.significance import paired_difference
 from promptrec.experiments.summary import (
     RUN_POINTERS,
     best_rows,
@@ -168,6 +172,42 @@ def reference_table(runs: pd.DataFrame, references: list, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _matching(done: pd.DataFrame, pattern: str) -> pd.DataFrame:
+    """The finished runs whose folder name matches ``pattern`` (a glob, e.g. ``mf_rating_s*``)."""
+    picked = done[[fnmatch(Path(r).name, pattern) for r in done["run"]]]
+    if picked.empty:
+        raise ConfigError(f"targets.yaml: no finished run folder matches {pattern!r}.")
+    return picked
+
+
+def targets_table(runs: pd.DataFrame, targets: list) -> str:
+    """Each target's runs against the runs they must beat (``docs/results/targets.yaml``): the
+    mean, the bar it must pass, and the paired difference from each rival with its 95% interval
+    (bootstrap over test users and seeds: experiments/significance.py)."""
+    done = runs[runs["status"] == "finished"]
+    lines = ["| task | model | n | metric | mean ± std | bar | against | theirs | Δ [95% CI] | better? |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for target in targets:
+        mine, metric = _matching(done, target["runs"]), target["metric"]
+        lower, value = direction(metric) == "min", pd.to_numeric(mine[metric])
+        passed = value.mean() <= target["bar"] if lower else value.mean() >= target["bar"]
+        bar = f"{'≤' if lower else '≥'} {target['bar']} {'✓' if passed else '✗'}"
+        for rival, pattern in target["against"].items():
+            theirs = _matching(done, pattern)
+            found = paired_difference(list(mine["run"]), list(theirs["run"]), metric)
+            if found is None:
+                raise ConfigError(f"targets.yaml: {target['runs']} and {pattern} hold no per-example "
+                                  f"values of {metric} for the same test examples.")  # fmt: skip
+            diff, low, high = found
+            better = "yes" if (diff < 0 if lower else diff > 0) else "no"
+            real = "real" if low > 0 or high < 0 else "not real"
+            lines.append(f"| {mine['cfg/task.name'].iloc[0]} | {model_name(mine.iloc[0])} (`{target['runs']}`) | {len(mine)} | "
+                         f"{metric.split('/', 1)[1]} | {_cell(value)} | {bar} | {rival} | "
+                         f"{_cell(pd.to_numeric(theirs[metric]))} | {diff:+.4f} [{low:+.4f}, {high:+.4f}] | "
+                         f"{better} ({real}) |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def render_page(page: str, runs_dir: Path) -> str:
     """The page with every generated block rebuilt from the run folders under ``runs_dir`` (and
     the quoted figures in ``references.yaml`` beside it)."""
@@ -179,6 +219,10 @@ def render_page(page: str, runs_dir: Path) -> str:
         if name == "references":
             references = OmegaConf.to_container(OmegaConf.load(references_file))
             body = reference_table(runs, references, references_file.parent)
+        elif name == "targets":
+            body = targets_table(
+                runs, OmegaConf.to_container(OmegaConf.load(runs_dir.parent / "targets.yaml"))
+            )
         else:
             body = task_table(runs, name)
         return match.group(1) + body + match.group(4)

@@ -104,22 +104,45 @@ def paired_bootstrap(configurations: list[list[np.ndarray]], metric: str, replic
     return out
 
 
+def _aligned(groups: list[list[str]], metric: str) -> tuple[list | None, str]:
+    """Each configuration's runs' per-example values, rows in one order of test examples; or
+    None and the reason they cannot be compared."""
+    loaded = [load_tables(folders, metric) for folders in groups]
+    if any(x is None or not x for x in loaded):
+        return None, f"no per-example values for {metric} in every run (nothing to bootstrap)"
+    keys = loaded[0][0][0]
+    if any(len(k) != len(keys) or not k.sort_values().equals(keys.sort_values())
+           for runs in loaded for k, _ in runs):  # fmt: skip
+        return None, "the runs were not tested on the same examples (another split or data slice)"
+    return [[v[k.get_indexer(keys)] for k, v in runs] for runs in loaded], ""
+
+
+def paired_difference(first: list[str], second: list[str], metric: str, replicates: int = 1000,
+                      seed: int = 0) -> tuple[float, float, float] | None:  # fmt: skip
+    """``first`` − ``second`` (each the seeds of one configuration): the difference of their
+    seed-mean metrics and its 95% interval (paired bootstrap); None when they cannot be paired."""
+    aligned, _ = _aligned([first, second], metric)
+    if aligned is None:
+        return None
+    everything = np.arange(len(aligned[0][0]))
+    point = [np.mean([statistic(metric, v, everything) for v in runs]) for runs in aligned]
+    draws = paired_bootstrap(aligned, metric, replicates, seed)
+    low, high = np.nanpercentile(draws[:, 0] - draws[:, 1], [2.5, 97.5])
+    return float(point[0] - point[1]), float(low), float(high)
+
+
 def compare(groups: list[list[str]], metric: str, replicates: int = 1000, seed: int = 0
             ) -> tuple[pd.DataFrame | None, str]:  # fmt: skip
     """For configurations given as lists of finished run folders: the point estimate, its 95%
     interval, and the paired difference from the best configuration with its interval and
     verdict, one row per configuration; or None and the reason it cannot be computed."""
     how = direction(metric)
-    loaded = [load_tables(folders, metric) for folders in groups]
-    if how is None or any(x is None or not x for x in loaded):
-        return None, f"no per-example values for {metric} in every run (nothing to bootstrap)"
-    keys = loaded[0][0][0]
-    if any(len(k) != len(keys) or not k.sort_values().equals(keys.sort_values())
-           for runs in loaded for k, _ in runs):  # fmt: skip
-        return None, "the runs were not tested on the same examples (another split or data slice)"
-    order = keys
-    aligned = [[v[k.get_indexer(order)] for k, v in runs] for runs in loaded]
-    everything = np.arange(len(order))
+    if how is None:
+        return None, f"{metric} has no known direction (metrics/names.py): no best to compare with"
+    aligned, reason = _aligned(groups, metric)
+    if aligned is None:
+        return None, reason
+    everything = np.arange(len(aligned[0][0]))
     point = np.array(
         [np.mean([statistic(metric, v, everything) for v in runs]) for runs in aligned]
     )
@@ -138,6 +161,6 @@ def compare(groups: list[list[str]], metric: str, replicates: int = 1000, seed: 
             row.update({"Δ vs best [95% CI]": f"{point[c] - point[best]:+.4f} [{d_low:+.4f}, {d_high:+.4f}]",
                         "real?": "yes" if real else "no"})  # fmt: skip
         rows.append(row)
-    note = (f"95% intervals: paired bootstrap over the {len(order)} test examples and the seeds "
+    note = (f"95% intervals: paired bootstrap over the {len(everything)} test examples and the seeds "
             f"({replicates} replicates); a difference is real when its interval excludes 0.")  # fmt: skip
     return pd.DataFrame(rows), note
