@@ -148,3 +148,20 @@ def test_next_item_fusion_of_a_run_with_itself_ranks_as_it_did_and_refuses_anoth
     assert sum("validation's" in " ".join(r) for r in rows) == 1
     with pytest.raises(ConfigError, match="is a task=preference run; give two next-item runs"):
         fuse([str(folder), str(trained_run("preference"))])
+
+
+def test_slice_gaps_are_the_seed_means_of_each_runs_slices(tmp_path):
+    import pandas as pd
+
+    runs = REPO / "docs" / "results" / "runs"
+    done = bench("slice_gaps.py", str(runs / "bpr_s*"), str(runs / "sasrec_s*"), root=tmp_path)
+    head = next(line for line in done.stdout.splitlines() if line.startswith("| head |"))
+    means = []
+    for name in ("bpr", "sasrec"):
+        tables = [pd.read_csv(f / "slices.csv") for f in sorted(runs.glob(f"{name}_s*"))]
+        means.append(sum(float(t.query("group == 'head'")["ndcg@10"].iloc[0]) for t in tables) / 3)
+    assert head.startswith(
+        f"| head | 528 | {means[0]:.4f} | {means[1]:.4f} | {means[0] - means[1]:+.4f} |"
+    )
+    same = bench("slice_gaps.py", str(runs / "sasrec_s*"), str(runs / "sasrec_s*"), root=tmp_path)
+    assert same.stdout.count("| +0.0000 | +0% |") == 3  # head, torso, tail
