@@ -75,6 +75,30 @@ def _config(tiny_model_dir, data_dir, tmp_path, *overrides):
     return compose_config("train", [*kept, "experiment=sasrec_text", *overrides])
 
 
+def test_without_ids_each_item_is_its_text_alone():
+    torch.manual_seed(0)
+    text = torch.randn(6, 10)
+    model = SASRec(
+        n_items=6, max_len=4, dim=8, layers=1, heads=2, dropout=0.0, text=text, ids=False
+    )
+    assert model.item is None and not any(n.startswith("item.") for n in model.state_dict())
+    torch.testing.assert_close(model.id_vectors()["items"], model.text_project(text))
+    loss = F.cross_entropy(model({"history_idx": torch.tensor([[0, 1, 2, 3]])}), torch.tensor([4]))
+    loss.backward()
+    assert model.text_project.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the items' text"):
+        SASRec(n_items=6, max_len=4, dim=8, ids=False)
+
+
+def test_no_ids_and_no_text_is_refused_at_start_up(tiny_model_dir, data_dir, tmp_path):
+    from promptrec.models.build import check_model
+
+    with pytest.raises(ConfigError, match=r"model\.ids=false .* set model\.text_from"):
+        check_model(
+            _config(tiny_model_dir, data_dir, tmp_path, "model.text_from=null", "model.ids=false")
+        )
+
+
 @pytest.mark.slow
 def test_sasrec_with_text_trains_end_to_end(tiny_model_dir, data_dir, tmp_path):
     cfg = _config(tiny_model_dir, data_dir, tmp_path, f"model.text_from={tiny_model_dir}")
@@ -100,5 +124,7 @@ def test_the_results_tables_name_the_text_model():
 
     text = pd.Series({"cfg/model.kind": "sasrec", "cfg/model.text_from": "org/all-MiniLM-L6-v2"})
     assert model_name(text) == "SASRec + item text (all-MiniLM-L6-v2)"
+    alone = pd.Series({**text, "cfg/model.ids": False})
+    assert model_name(alone) == "SASRec, item text only (all-MiniLM-L6-v2)"
     older = pd.Series({"cfg/model.kind": "sasrec", "cfg/model.text_from": float("nan")})
     assert model_name(older) == "SASRec"

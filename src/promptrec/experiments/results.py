@@ -71,7 +71,8 @@ def model_name(run: pd.Series) -> str:
         return "FM (ids only)"
     text_from = run.get("cfg/model.text_from")
     if kind == "sasrec" and isinstance(text_from, str):  # NaN: a run from before the setting
-        return f"SASRec + item text ({text_from.rsplit('/', 1)[-1]})"
+        alone = run.get("cfg/model.ids") is False
+        return f"SASRec{', item text only' if alone else ' + item text'} ({text_from.rsplit('/', 1)[-1]})"
     if kind != "lm":
         return {"pop": "Popularity", "itemknn": "ItemKNN", "mf": "biased MF", "bpr": "BPR-MF",
                 "fm": "FM (ids + side features)", "sasrec": "SASRec"}.get(kind, str(kind))  # fmt: skip

@@ -161,6 +161,8 @@ class SASRec(nn.Module):
     With ``text`` (one fixed vector per item from a language model: models/item_text.py), an
     item's embedding is its id vector plus a trained linear map of its text vector, at the input
     and in the scoring alike (text + ID fusion at the item, as in TedRec or UniSRec with ids).
+    ``ids=False`` drops the id vectors: items are their text alone (the ablation that shows what
+    the text carries by itself).
     """
 
     def __init__(
@@ -172,9 +174,14 @@ class SASRec(nn.Module):
         heads: int = 2,
         dropout: float = 0.2,
         text: torch.Tensor | None = None,
+        ids: bool = True,
     ):
         super().__init__()
-        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)  # index 0 = padding
+        if not ids and text is None:
+            raise ValueError("SASRec without id vectors needs the items' text")
+        self.dim = dim
+        # index 0 = padding; without ids, no table at all (DDP rejects parameters with no gradient)
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0) if ids else None
         self.position = nn.Embedding(max_len, dim)
         layer = nn.TransformerEncoderLayer(
             dim, heads, dim_feedforward=dim, dropout=dropout, batch_first=True, norm_first=True
@@ -185,10 +192,12 @@ class SASRec(nn.Module):
         for table in (
             self.item,
             self.position,
-        ):  # unit-scale inputs after the √dim factor; logits ~ N(0, 1)
-            nn.init.normal_(table.weight, std=dim**-0.5)
-        with torch.no_grad():
-            self.item.weight[0].zero_()
+        ):  # unit scale after the √dim factor; logits ~ N(0, 1)
+            if table is not None:
+                nn.init.normal_(table.weight, std=dim**-0.5)
+        if self.item is not None:
+            with torch.no_grad():
+                self.item.weight[0].zero_()
         self.text_project = None
         if text is not None:  # saved with the weights: a checkpoint scores with the text it saw
             self.register_buffer("text", text.float())
@@ -199,7 +208,8 @@ class SASRec(nn.Module):
         if self.text_project is None:
             return self.item.weight
         from_text = self.text_project(self.text)
-        return self.item.weight + torch.cat([torch.zeros_like(from_text[:1]), from_text])
+        from_text = torch.cat([torch.zeros_like(from_text[:1]), from_text])
+        return from_text if self.item is None else self.item.weight + from_text
 
     def id_vectors(self) -> dict[str, torch.Tensor]:
         # a user is their sequence: no vector of their own
@@ -209,7 +219,7 @@ class SASRec(nn.Module):
         seq = batch["history_idx"]  # (batch, max_len), 0 = padding
         length = seq.shape[1]
         items = self.item_vectors()
-        x = items[seq] * self.item.embedding_dim**0.5 + self.position.weight[:length]
+        x = items[seq] * self.dim**0.5 + self.position.weight[:length]
         causal = torch.triu(
             torch.ones(length, length, dtype=torch.bool, device=seq.device), diagonal=1
         )

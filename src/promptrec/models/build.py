@@ -114,12 +114,12 @@ def sasrec(cfg: DictConfig, datamodule) -> BuiltModel:
         raise ConfigError("model=sasrec predicts the next item: use it with task=next_item.")
     m, prepared = cfg.model, datamodule.prepared
     dropout = 0.2 if m.dropout is None else m.dropout
-    text = None
-    if m.get("text_from"):  # saved configs may predate it
+    text, ids = None, m.get("ids", True)  # saved configs may predate both
+    if m.get("text_from"):
         text = encode_texts(item_texts(prepared.items, prepared.catalog.item_ids), m.text_from)
     items = len(prepared.catalog.item_ids)
     return BuiltModel(
-        SASRec(items, max(1, cfg.data.history_len), m.dim, m.layers, m.heads, dropout, text)
+        SASRec(items, max(1, cfg.data.history_len), m.dim, m.layers, m.heads, dropout, text, ids)
     )
 
 
@@ -149,6 +149,13 @@ def check_model(cfg: DictConfig) -> None:
         raise ConfigError(
             f"tuning={cfg.tuning.mode} applies to language models; baselines train in full (tuning=full)."
         )
+    if (
+        cfg.model.kind == "sasrec"
+        and not cfg.model.get("ids", True)
+        and not cfg.model.get("text_from")
+    ):
+        raise ConfigError("model.ids=false leaves SASRec's items nothing to be: set "
+                          "model.text_from too (e.g. experiment=sasrec_text model.ids=false).")  # fmt: skip
     if cfg.model.get("init_from"):
         check_source(cfg.model.init_from, cfg)
 

@@ -64,6 +64,7 @@ class SASRecConfig(ModelConfig):
     # a language model (Hub name or folder) whose frozen encoding of each item's text joins the
     # item's id vector (models/item_text.py); None: ids only
     text_from: str | None = None
+    ids: bool = True  # false (with text_from): no id vectors, each item is its text alone
 
 
 MODEL_SCHEMAS = {
