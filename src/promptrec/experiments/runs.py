@@ -28,6 +28,7 @@ ADDED_LATER = {
     "trainer.max_steps": -1,  # no step limit: Lightning's default before it was typed
     "prompt.collaborative.drop": 0.0,  # no modality dropout: every example saw the ID signal
     "model.init_from": None,  # started from the pretrained backbone
+    "model.ids": True,  # SASRec's items had id vectors (model.ids=false: text alone)
 }
 
 
