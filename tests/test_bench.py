@@ -165,3 +165,15 @@ def test_slice_gaps_are_the_seed_means_of_each_runs_slices(tmp_path):
     )
     same = bench("slice_gaps.py", str(runs / "sasrec_s*"), str(runs / "sasrec_s*"), root=tmp_path)
     assert same.stdout.count("| +0.0000 | +0% |") == 3  # head, torso, tail
+
+
+def test_rating_calibration_leaves_a_validation_fitted_fusion_as_it_is(tmp_path):
+    runs = REPO / "docs" / "results" / "runs"
+    done = bench(
+        "rating_calibration.py", str(runs / "fusion_study_lm_mf_rating_s42"), root=tmp_path
+    )
+    row = done.stdout.splitlines()[2].split(" | ")
+    metrics = json.loads((runs / "fusion_study_lm_mf_rating_s42" / "metrics.json").read_text())
+    assert float(row[1]) == pytest.approx(1.0, abs=0.005)  # its weights were fitted there already
+    assert float(row[3]) == pytest.approx(metrics["test/rmse"], abs=1e-4)
+    assert float(row[4].rstrip(" |")) == pytest.approx(metrics["test/rmse"], abs=5e-4)
