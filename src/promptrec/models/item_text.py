@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from promptrec.models.backbone import load_encoder, load_tokenizer
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
+from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, render_items
 
 FIELD = "model.text_from"
 
@@ -22,11 +22,8 @@ FIELD = "model.text_from"
 def item_texts(items: pd.DataFrame, item_ids: list[str], template: str = DEFAULT_ITEM_TEMPLATE):
     """The text of each catalogue item, in catalogue order, as the prompts' item template writes
     it ("Toy Story (1995): Animation, Children's, Comedy")."""
-    contexts = ContextBuilder(
-        items, pd.DataFrame(columns=["user_id", "age", "gender", "occupation"])
-    )
-    rendered = PromptTemplate("item", template, "item", ITEM_FIELDS)
-    return [rendered.render({"target": contexts.item(i)}) for i in item_ids]
+    no_users = pd.DataFrame(columns=["user_id", "age", "gender", "occupation"])
+    return render_items(item_ids, ContextBuilder(items, no_users), template)
 
 
 @torch.no_grad()

@@ -135,6 +135,14 @@ class PromptTemplate:
             ) from None
 
 
+def render_items(item_ids, contexts, text: str = DEFAULT_ITEM_TEMPLATE, name: str = "item"):
+    """Each item's text through the item template, in the order given (``contexts``: a
+    prompts.context.ContextBuilder): what the two-tower head encodes, and what a catalog head's
+    rows and SASRec's text vectors start from."""
+    template = PromptTemplate(name, text, "item", ITEM_FIELDS)
+    return [template.render({"target": contexts.item(i)}) for i in item_ids]
+
+
 def render_within_budget(
     template: PromptTemplate,
     context: dict,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from promptrec.data.catalog import Catalog
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
+from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, render_items
 from promptrec.strategies.base import Strategy, encoder_inputs
 from promptrec.strategies.collaborative import CollaborativeVectors
 from promptrec.strategies.soft import SoftPrompt
@@ -50,10 +50,7 @@ class ClassifierStrategy(Strategy):
     def prepare(self, catalog: Catalog, contexts: ContextBuilder) -> None:
         if self.task.name == "next_item" and self.cfg.task.get("item_init") == "text":
             text = self.cfg.prompt.templates.get("item", DEFAULT_ITEM_TEMPLATE)
-            template = PromptTemplate(self.cfg.prompt.name, text, "item", ITEM_FIELDS)
-            self.item_texts = [
-                template.render({"target": contexts.item(i)}) for i in catalog.item_ids
-            ]
+            self.item_texts = render_items(catalog.item_ids, contexts, text, self.cfg.prompt.name)
             self.popularity = catalog.popularity
 
     @torch.no_grad()

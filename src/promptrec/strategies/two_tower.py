@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from promptrec.data.catalog import Catalog
 from promptrec.errors import ConfigError
 from promptrec.prompts.context import ContextBuilder
-from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, ITEM_FIELDS, PromptTemplate
+from promptrec.prompts.template import DEFAULT_ITEM_TEMPLATE, render_items
 from promptrec.strategies.base import Strategy, encoder_inputs
 from promptrec.strategies.soft import SoftPrompt
 
@@ -144,8 +144,7 @@ class TwoTowerStrategy(Strategy):
     def prepare(self, catalog: Catalog, contexts: ContextBuilder) -> None:
         """Every catalogue item as text and token ids (cheap: one short text per item)."""
         text = self.cfg.prompt.templates.get("item", DEFAULT_ITEM_TEMPLATE)
-        template = PromptTemplate(self.cfg.prompt.name, text, "item", ITEM_FIELDS)
-        self.item_texts = [template.render({"target": contexts.item(i)}) for i in catalog.item_ids]
+        self.item_texts = render_items(catalog.item_ids, contexts, text, self.cfg.prompt.name)
         tokens = self.tokenizer(self.item_texts, padding=True, truncation=True, return_tensors="pt",
                                 max_length=self.cfg.task.item_max_tokens)  # fmt: skip
         self.item_tokens = {k: tokens[k] for k in ("input_ids", "attention_mask")}
